@@ -1,0 +1,14 @@
+"""birdseg: bird segmentation with a U-Net / EfficientNetB3 on TensorFlow-Keras.
+
+Layers, each importing only the ones before it:
+files, plots -> data (+ synthetic, datasets) -> model -> train -> evaluate -> cli.
+"""
+import os
+
+# segmentation_models picks its framework at import time; without this it fails on Keras 3.
+os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+# albumentations otherwise checks PyPI for updates at import, which hangs offline.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

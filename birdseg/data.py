@@ -1,0 +1,269 @@
+"""Data: find image/mask pairs, read them, augment them and batch them.
+
+Layout read here (the same as `birds_splitted.zip`):
+
+    <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png
+    <root>/{train,val,test}/mask/<stem>.png|.jpg|...
+
+Images become float32 RGB in [0, 1]; masks are read as grayscale and binarised (> 127 -> 1).
+"""
+import hashlib
+import math
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import keras
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Files that file managers and OSes drop into folders; never data.
+IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+SPLITS = ("train", "val", "test")
+MASK_THRESHOLD = 127
+SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
+
+
+class DatasetError(ValueError):
+    """Bad input data; the message names the file or folder and what is wrong."""
+
+
+# ---------------------------------------------------------------- files and pairs
+
+
+def is_image_file(path):
+    path = Path(path)
+    return (
+        path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and path.name.lower() not in IGNORED_NAMES
+        and not path.name.startswith("._")  # macOS resource forks
+    )
+
+
+def list_images(folder):
+    """Map stem -> path for the image files in `folder`; two files with one stem are an error."""
+    folder = Path(folder)
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if not is_image_file(path):
+            continue
+        if path.stem in found:
+            raise DatasetError(f"{folder}: two files share the stem '{path.stem}': {found[path.stem].name}, {path.name}")
+        found[path.stem] = path
+    return found
+
+
+def find_pairs(split_dir):
+    """Return sorted [(image_path, mask_path)] for one split folder holding images/ and mask/."""
+    split_dir = Path(split_dir)
+    for sub in ("images", "mask"):
+        if not (split_dir / sub).is_dir():
+            raise DatasetError(f"{split_dir}: missing folder '{sub}/' (expected {split_dir}/images and {split_dir}/mask)")
+    images = list_images(split_dir / "images")
+    masks = list_images(split_dir / "mask")
+    no_mask = sorted(set(images) - set(masks))
+    no_image = sorted(set(masks) - set(images))
+    problems = []
+    if no_mask:
+        problems.append(f"images without a mask: {_names(images, no_mask)}")
+    if no_image:
+        problems.append(f"masks without an image: {_names(masks, no_image)}")
+    if problems:
+        raise DatasetError(f"{split_dir}: " + "; ".join(problems))
+    if not images:
+        raise DatasetError(f"{split_dir}: the split is empty (no .jpg/.jpeg/.png in images/)")
+    return [(images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def _names(paths_by_stem, stems, limit=20):
+    names = [paths_by_stem[stem].name for stem in stems[:limit]]
+    more = f" and {len(stems) - limit} more" if len(stems) > limit else ""
+    return ", ".join(names) + more
+
+
+def read_image(path):
+    """Read an image as RGB uint8 (EXIF orientation applied); unreadable or truncated files raise DatasetError."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"{path}: cannot read image ({error})") from error
+
+
+def read_mask(path):
+    """Read a mask as grayscale and binarise it: uint8 {0, 1}."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            gray = np.asarray(img.convert("L"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"{path}: cannot read mask ({error})") from error
+    return (gray > MASK_THRESHOLD).astype(np.uint8)
+
+
+def read_pair(image_path, mask_path):
+    image, mask = read_image(image_path), read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise DatasetError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {Path(image_path).name} "
+            f"is {image.shape[1]}x{image.shape[0]} (width x height)"
+        )
+    return image, mask
+
+
+# ---------------------------------------------------------------- embedded dataset
+
+
+def ensure_dataset(data_dir, archive=None):
+    """Return `data_dir`, unpacking it from `archive` (default: `<data_dir>.zip`) when the folder is missing.
+
+    The archive must hold one top folder named like `data_dir`. Unpacking goes to a temporary folder
+    that is renamed at the end, so an interrupted unpack leaves nothing half-written.
+    """
+    data_dir = Path(data_dir)
+    if data_dir.is_dir():
+        return data_dir
+    archive = Path(archive) if archive else data_dir.with_name(data_dir.name + ".zip")
+    if not archive.is_file():
+        raise DatasetError(f"{data_dir}: no such folder, and no archive {archive} to unpack it from")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise DatasetError(f"{archive}: corrupt archive (bad CRC in {bad})")
+            tops = {name.split("/", 1)[0] for name in zf.namelist() if name.strip("/")}
+            if tops != {data_dir.name}:
+                raise DatasetError(
+                    f"{archive}: expected one top folder '{data_dir.name}/', found {sorted(tops) or 'nothing'}"
+                )
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".unpack-") as tmp:
+                zf.extractall(tmp)
+                if not data_dir.exists():  # another process may have unpacked it meanwhile
+                    Path(tmp, data_dir.name).rename(data_dir)
+    except zipfile.BadZipFile as error:
+        raise DatasetError(f"{archive}: not a readable zip archive ({error})") from error
+    return data_dir
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def check_image_size(height, width):
+    """The encoder halves the size five times, so both sides must be positive multiples of 32."""
+    for name, value in (("IMAGE_HEIGHT", height), ("IMAGE_WIDTH", width)):
+        if not isinstance(value, (int, np.integer)) or value < SIZE_DIVISOR or value % SIZE_DIVISOR:
+            nearest = max(SIZE_DIVISOR, int(round(value / SIZE_DIVISOR)) * SIZE_DIVISOR) if value else SIZE_DIVISOR
+            raise ValueError(f"{name}={value!r} must be a positive multiple of {SIZE_DIVISOR}, e.g. {nearest}")
+
+
+def _resize_and_pad(height, width):
+    return [
+        A.Resize(height, width, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
+        # A no-op at sizes that pass check_image_size; kept so the pipeline never feeds odd shapes.
+        A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+    ]
+
+
+def get_training_augmentation(height, width):
+    """Resize to (height, width), pad, and flip horizontally and vertically with p=0.3 each."""
+    check_image_size(height, width)
+    return A.Compose(_resize_and_pad(height, width) + [A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
+
+
+def get_validation_augmentation(height, width):
+    """Resize to (height, width) and pad: deterministic, for validation, test and prediction."""
+    check_image_size(height, width)
+    return A.Compose(_resize_and_pad(height, width))
+
+
+def sample_seed(*parts):
+    """A stable 32-bit seed from any parts (run seed, epoch, index), the same in every process."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+# ---------------------------------------------------------------- Dataset and Dataloader
+
+
+class Dataset:
+    """Image/mask pairs of one split, read from disk on access (nothing is held in memory).
+
+    `dataset[i]` returns (image float32 HxWx3 in [0, 1], mask float32 HxWx1 in {0, 1}) after the
+    augmentation; `dataset.get(i, seed)` makes the random augmentation reproducible per sample.
+    """
+
+    def __init__(self, source, augmentation=None, max_images=None):
+        pairs = find_pairs(source) if isinstance(source, (str, Path)) else list(source)
+        self.pairs = pairs[:max_images] if max_images else pairs
+        self.augmentation = augmentation
+        self._lock = threading.Lock()  # albumentations' generators are shared state
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        return self.get(index)
+
+    def get(self, index, seed=None):
+        image, mask = read_pair(*self.pairs[index])
+        if self.augmentation is not None:
+            with self._lock:
+                if seed is not None:
+                    self.augmentation.set_random_seed(seed)
+                sample = self.augmentation(image=image, mask=mask)
+            image, mask = sample["image"], sample["mask"]
+        return image.astype(np.float32) / 255.0, mask[..., None].astype(np.float32)
+
+    def names(self):
+        return [image_path.name for image_path, _ in self.pairs]
+
+
+class Dataloader(keras.utils.PyDataset):
+    """Batches a Dataset for Keras; reshuffles every epoch from (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, workers=1, use_multiprocessing=False):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing)
+        if len(dataset) == 0:
+            raise DatasetError("cannot batch an empty dataset")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._order = self._make_order()
+
+    def _make_order(self):
+        order = np.arange(len(self.dataset))
+        if self.shuffle:
+            np.random.default_rng(sample_seed(self.seed, "order", self.epoch)).shuffle(order)
+        return order
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        self._order = self._make_order()
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __getitem__(self, batch_index):
+        indices = self._order[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
+        samples = [self.dataset.get(int(i), seed=sample_seed(self.seed, self.epoch, int(i))) for i in indices]
+        images, masks = zip(*samples)
+        return np.stack(images), np.stack(masks)
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+
+def load_split(data_dir, split, height, width, max_images=None, training=False):
+    """The Dataset of one split with the matching augmentation."""
+    augmentation = (get_training_augmentation if training else get_validation_augmentation)(height, width)
+    return Dataset(Path(data_dir) / split, augmentation=augmentation, max_images=max_images)
+

@@ -1,0 +1,512 @@
+"""Dataset tools: build the birds_splitted layout from what users have, and check a dataset.
+
+Sources: a folder of images with a folder of masks (any common mask naming and encoding), the DAVIS
+layout, and the official CUB-200-2011 archives (read without unpacking). Output is always
+`<out>/{train,val,test}/{images,mask}` with masks as PNG {0, 255}, built in a temporary folder and
+renamed at the end, so an interrupted build leaves no half dataset. Groups (clips, species, sessions)
+never straddle splits.
+"""
+import hashlib
+import io
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from birdseg.data import (
+    SPLITS,
+    DatasetError,
+    ensure_dataset,
+    find_pairs,
+    is_image_file,
+    list_images,
+)
+from birdseg.files import atomic_path
+
+MASK_SUFFIXES = ("_mask", "-mask", ".mask", "_seg", "-seg")
+DEFAULT_RATIOS = (0.8, 0.1, 0.1)
+
+
+@dataclass
+class Sample:
+    """One image and its mask, from any source. `group` keeps related samples in one split."""
+
+    stem: str
+    image_name: str  # file name to write, original extension kept
+    read_image_bytes: object  # () -> bytes, so sources can stream
+    read_mask_bytes: object
+    group: str
+    mask_source: str = ""  # for messages
+
+
+# ---------------------------------------------------------------- masks in any encoding
+
+
+def normalise_mask(data, threshold=127, source="mask"):
+    """Decode mask bytes of any common encoding to bool foreground, and say if it was not binary.
+
+    Palette PNG: index 0 is background, every other index foreground (DAVIS, labelling tools).
+    0/1 masks: 1 is foreground. RGB(A) and 8/16-bit gray: luminance above `threshold` (scaled to the bit depth).
+    Returns (foreground bool HxW, was_binary).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.mode == "P":
+                values = np.asarray(img)
+                return values != 0, len(np.unique(values)) <= 2
+            if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+                img = img.convert("L")
+            values = np.asarray(img)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{source}: cannot read mask ({error})") from error
+    if values.ndim != 2:
+        raise DatasetError(f"{source}: unsupported mask shape {values.shape}")
+    distinct = np.unique(values)
+    if distinct.max(initial=0) <= 1:
+        return values > 0, True
+    scale = 65535 / 255 if values.dtype == np.uint16 or distinct.max() > 255 else 1
+    binary = len(distinct) <= 2 and distinct.min() == 0
+    return values > threshold * scale, binary
+
+
+def image_size(data, source):
+    """(width, height) of image bytes, decoding fully so truncated files are caught."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"{source}: cannot read image ({error})") from error
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def assign_splits(samples, ratios=DEFAULT_RATIOS, seed=0):
+    """Map split -> samples. Whole groups go to one split; splits get close to `ratios` of the images."""
+    ratios = np.asarray(ratios, float)
+    if len(ratios) != 3 or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
+        raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
+    groups = defaultdict(list)
+    for sample in samples:
+        groups[sample.group].append(sample)
+    names = sorted(groups)
+    np.random.default_rng(seed).shuffle(names)
+    names.sort(key=lambda name: -len(groups[name]))  # stable: equal sizes keep the shuffled order
+    wanted = [split for split, ratio in zip(SPLITS, ratios) if ratio > 0]
+    if len(names) < len(wanted):
+        raise DatasetError(
+            f"only {len(names)} group(s) ({', '.join(sorted(groups))}) for {len(wanted)} splits: "
+            "each split needs at least one whole group; lower --ratios for a split to 0 or add data"
+        )
+    total = len(samples)
+    assigned = {split: [] for split in SPLITS}
+    # Seed each wanted split with one group (smallest groups go to the smallest splits), then fill greedily.
+    by_ratio = sorted(wanted, key=lambda split: ratios[SPLITS.index(split)])
+    for split, name in zip(by_ratio, reversed(names[-len(wanted):])):
+        assigned[split].append(name)
+    for name in names[: len(names) - len(wanted)]:
+        deficit = {
+            split: ratios[SPLITS.index(split)] * total - sum(len(groups[g]) for g in assigned[split]) for split in wanted
+        }
+        assigned[max(deficit, key=deficit.get)].append(name)
+    return {split: [s for name in assigned[split] for s in sorted(groups[name], key=lambda s: s.stem)] for split in SPLITS}
+
+
+# ---------------------------------------------------------------- sources
+
+
+def mask_candidates(stem):
+    return [stem] + [stem + suffix for suffix in MASK_SUFFIXES]
+
+
+def samples_from_folders(images_dir, masks_dir, group_regex=None):
+    """Pair images with masks by stem (x.png, x_mask.png, x-mask.png, ... any extension)."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder, what in ((images_dir, "--images"), (masks_dir, "--masks")):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: {what} folder does not exist")
+    images = list_images(images_dir)
+    masks = {path.stem: path for path in sorted(masks_dir.iterdir()) if is_image_file(path)}
+    pattern = re.compile(group_regex) if group_regex else None
+    samples, missing, used = [], [], set()
+    for stem, image_path in images.items():
+        mask_stem = next((c for c in mask_candidates(stem) if c in masks), None)
+        if mask_stem is None:
+            missing.append(image_path.name)
+            continue
+        used.add(mask_stem)
+        samples.append(
+            Sample(stem, image_path.name, image_path.read_bytes, masks[mask_stem].read_bytes,
+                   group_of(stem, pattern), str(masks[mask_stem]))
+        )
+    orphans = sorted(masks[m].name for m in set(masks) - used)
+    problems = []
+    if missing:
+        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + _more(missing))
+    if orphans:
+        problems.append(f"masks without an image in {images_dir}: {', '.join(orphans[:20])}" + _more(orphans))
+    if problems:
+        raise DatasetError("; ".join(problems))
+    if not samples:
+        raise DatasetError(f"{images_dir}: no images (.jpg/.jpeg/.png) found")
+    return samples
+
+
+def _more(items, limit=20):
+    return f" and {len(items) - limit} more" if len(items) > limit else ""
+
+
+def group_of(stem, pattern):
+    if pattern is None:
+        return stem
+    match = pattern.search(stem)
+    if not match:
+        raise DatasetError(f"{stem}: does not match --group {pattern.pattern!r}")
+    return match.group(1) if match.groups() else match.group(0)
+
+
+def samples_from_davis(davis_dir, clips=None, resolution="480p"):
+    """DAVIS layout: JPEGImages/<res>/<clip>/NNNNN.jpg with Annotations/<res>/<clip>/NNNNN.png, grouped by clip."""
+    davis_dir = Path(davis_dir)
+    images_root, masks_root = davis_dir / "JPEGImages" / resolution, davis_dir / "Annotations" / resolution
+    for folder in (images_root, masks_root):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: missing; expected the DAVIS layout JPEGImages/{resolution}/<clip>/ "
+                               f"and Annotations/{resolution}/<clip>/")
+    available = sorted(p.name for p in images_root.iterdir() if p.is_dir())
+    chosen = clips or available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise DatasetError(f"{images_root}: no clip(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    samples = [sample for clip in chosen for sample in _clip_samples(images_root / clip, masks_root / clip, clip)]
+    if not samples:
+        raise DatasetError(f"{davis_dir}: no annotated frames found")
+    return samples
+
+
+def _clip_samples(image_dir, mask_dir, clip):
+    if not mask_dir.is_dir():
+        raise DatasetError(f"{mask_dir}: annotations for clip '{clip}' are missing")
+    images = list_images(image_dir)
+    masks = list_images(mask_dir)
+    unannotated = sorted(set(images) - set(masks))
+    if unannotated:
+        raise DatasetError(f"{image_dir}: frames without an annotation: {', '.join(unannotated[:20])}{_more(unannotated)}")
+    for frame, image_path in images.items():
+        stem = f"{clip}_{frame}"
+        yield Sample(stem, stem + image_path.suffix.lower(), image_path.read_bytes, masks[frame].read_bytes,
+                           clip, str(masks[frame]))
+
+
+def read_cub_metadata(cub_archive):
+    """(id -> relative image path, id -> is_train) from the CUB-200-2011 archive's text files."""
+    files = {}
+    with tarfile.open(cub_archive, "r:*") as tar:
+        for member in tar:
+            name = member.name.split("/", 1)[-1]
+            if member.isfile() and name in ("images.txt", "train_test_split.txt"):
+                files[name] = tar.extractfile(member).read().decode()
+    for name in ("images.txt", "train_test_split.txt"):
+        if name not in files:
+            raise DatasetError(f"{cub_archive}: no CUB_200_2011/{name} inside; is it CUB_200_2011.tgz?")
+    paths = dict(line.split(maxsplit=1) for line in files["images.txt"].splitlines() if line.strip())
+    is_train = {k: v.strip() == "1" for k, v in (line.split() for line in files["train_test_split.txt"].splitlines() if line.strip())}
+    return paths, is_train
+
+
+def read_cub_segmentations(segmentations_archive):
+    """relative path without extension -> PNG bytes, from segmentations.tgz (a few tens of MB in memory)."""
+    masks = {}
+    with tarfile.open(segmentations_archive, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and member.name.lower().endswith(".png"):
+                relative = member.name.split("segmentations/", 1)[-1]
+                masks[relative[: -len(".png")]] = tar.extractfile(member).read()
+    if not masks:
+        raise DatasetError(f"{segmentations_archive}: no segmentations/*.png inside; is it segmentations.tgz?")
+    return masks
+
+
+def iter_cub_images(cub_archive):
+    """Yield (relative image path, bytes) streaming through the CUB archive once."""
+    with tarfile.open(cub_archive, "r|*") as tar:
+        for member in tar:
+            if member.isfile() and "/images/" in "/" + member.name and member.name.lower().endswith(".jpg"):
+                yield member.name.split("images/", 1)[-1], tar.extractfile(member).read()
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    counts: dict
+    non_binary_masks: int = 0
+    groups: dict = field(default_factory=dict)
+
+    def summary(self):
+        lines = [f"wrote {self.out}: " + ", ".join(f"{split} {n}" for split, n in self.counts.items())]
+        for split, groups in self.groups.items():
+            shown = ", ".join(groups[:8]) + (f" (+{len(groups) - 8})" if len(groups) > 8 else "")
+            lines.append(f"  {split} groups: {shown}")
+        if self.non_binary_masks:
+            lines.append(f"  warning: {self.non_binary_masks} mask(s) were not binary and were thresholded")
+        return "\n".join(lines)
+
+
+def prepare_output(out, overwrite):
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; use --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def commit_output(staging, out):
+    """Move a finished build into place, replacing an old one only now that the new one is complete."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".old-{out.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.rename(out)
+    if old:
+        shutil.rmtree(old)
+
+
+def write_sample(split_dir, sample, threshold):
+    """Write one checked pair; returns whether its mask was binary."""
+    image_bytes = sample.read_image_bytes()
+    width, height = image_size(image_bytes, sample.image_name)
+    foreground, binary = normalise_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
+    if foreground.shape != (height, width):
+        raise DatasetError(
+            f"{sample.mask_source}: mask is {foreground.shape[1]}x{foreground.shape[0]} but image "
+            f"{sample.image_name} is {width}x{height} (width x height)"
+        )
+    (split_dir / "images" / sample.image_name).write_bytes(image_bytes)
+    Image.fromarray(foreground.astype(np.uint8) * 255).save(split_dir / "mask" / f"{sample.stem}.png")
+    return binary
+
+
+def build_dataset(samples_by_split, out, threshold=127, overwrite=False, progress=True):
+    """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport."""
+    out = prepare_output(out, overwrite)
+    total = sum(len(s) for s in samples_by_split.values())
+    non_binary = 0
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".build-{out.name}-") as tmp:
+        staging = Path(tmp) / out.name
+        with tqdm(total=total, desc="writing", unit="img", disable=not progress) as bar:
+            for split in SPLITS:
+                split_dir = staging / split
+                (split_dir / "images").mkdir(parents=True)
+                (split_dir / "mask").mkdir(parents=True)
+                for sample in samples_by_split.get(split, []):
+                    non_binary += not write_sample(split_dir, sample, threshold)
+                    bar.update()
+        commit_output(staging, out)
+    groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
+    return BuildReport(out, {s: len(v) for s, v in samples_by_split.items()}, non_binary, groups)
+
+
+def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_species=False, ratios=DEFAULT_RATIOS,
+              seed=0, threshold=127, overwrite=False, progress=True):
+    """CUB-200-2011 from its two official archives, streamed (never unpacked to disk).
+
+    Default: the official test list is the test split and `val_ratio` of the official training images
+    becomes val. With `group_species`, whole species go to one split by `ratios` instead (the official
+    split mixes species, so it cannot be kept then).
+    """
+    paths, is_train = read_cub_metadata(cub_archive)
+    masks = read_cub_segmentations(segmentations_archive)
+    samples, official_train = [], set()
+    for image_id, relative in paths.items():
+        key = relative[: -len(Path(relative).suffix)]
+        if key not in masks:
+            raise DatasetError(f"{segmentations_archive}: no segmentation for {relative}")
+        stem = Path(relative).stem
+        species = relative.split("/", 1)[0]
+        samples.append(Sample(stem, Path(relative).name, None, (lambda k=key: masks[k]), species,
+                              f"{segmentations_archive}:{key}.png"))
+        if is_train.get(image_id):
+            official_train.add(stem)
+    by_stem = {s.stem: s for s in samples}
+    if group_species:
+        by_split = assign_splits(samples, ratios, seed)
+    else:
+        train = [s for s in samples if s.stem in official_train]
+        test = [s for s in samples if s.stem not in official_train]
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(train))
+        val_count = int(round(val_ratio * len(train)))
+        val_set = {train[i].stem for i in order[:val_count]}
+        by_split = {"train": [s for s in train if s.stem not in val_set],
+                    "val": [s for s in train if s.stem in val_set], "test": test}
+    split_of = {s.stem: split for split, items in by_split.items() for s in items}
+    out = prepare_output(out, overwrite)
+    non_binary = 0
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".build-{out.name}-") as tmp:
+        staging = Path(tmp) / out.name
+        for split in SPLITS:
+            (staging / split / "images").mkdir(parents=True)
+            (staging / split / "mask").mkdir(parents=True)
+        written = 0
+        with tqdm(total=len(samples), desc="CUB", unit="img", disable=not progress) as bar:
+            for relative, data in iter_cub_images(cub_archive):
+                stem = Path(relative).stem
+                if stem not in by_stem:
+                    continue
+                sample = by_stem[stem]
+                sample.read_image_bytes = lambda d=data: d
+                non_binary += not write_sample(staging / split_of[stem], sample, threshold)
+                sample.read_image_bytes = None  # free the image bytes
+                written += 1
+                bar.update()
+        if written != len(samples):
+            raise DatasetError(f"{cub_archive}: images.txt lists {len(samples)} images, the archive holds {written}")
+        commit_output(staging, out)
+    groups = {s: sorted({x.group for x in items}) for s, items in by_split.items()}
+    return BuildReport(out, {s: len(v) for s, v in by_split.items()}, non_binary, groups)
+
+
+def zip_dataset(folder, zip_path=None):
+    """Zip a dataset folder (top folder = its name), atomically."""
+    folder = Path(folder)
+    zip_path = Path(zip_path) if zip_path else folder.with_name(folder.name + ".zip")
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder.parent).as_posix())
+    return zip_path
+
+
+# ---------------------------------------------------------------- checking
+
+
+@dataclass
+class DatasetReport:
+    """What check_dataset found. `errors` make the dataset unusable; `warnings` deserve a look."""
+
+    root: Path
+    counts: dict = field(default_factory=dict)
+    sizes: Counter = field(default_factory=Counter)
+    foreground: dict = field(default_factory=dict)
+    empty_masks: list = field(default_factory=list)
+    non_binary_masks: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    quick: bool = False
+
+    def ok(self, strict=False):
+        return not self.errors and not (strict and self.warnings)
+
+    def raise_if_unusable(self, strict=False):
+        if not self.ok(strict):
+            raise DatasetError(self.summary())
+
+    def summary(self):
+        lines = [f"{self.root}: " + ", ".join(f"{split} {n}" for split, n in self.counts.items())
+                 + (" (quick check)" if self.quick else "")]
+        if self.sizes:
+            common = ", ".join(f"{w}x{h}: {n}" for (w, h), n in self.sizes.most_common(6))
+            lines.append(f"  image sizes: {common}" + (f" (+{len(self.sizes) - 6} more sizes)" if len(self.sizes) > 6 else ""))
+        for split, fraction in self.foreground.items():
+            lines.append(f"  {split}: bird pixels {100 * fraction:.2f}% on average")
+        if self.empty_masks:
+            lines.append(f"  {len(self.empty_masks)} image(s) with an empty mask (no bird): fine if intended")
+        lines += [f"  WARNING: {w}" for w in self.warnings]
+        lines += [f"  ERROR: {e}" for e in self.errors]
+        lines.append("  usable" if self.ok() else "  NOT usable: fix the errors above")
+        return "\n".join(lines)
+
+
+def check_dataset(path, quick=False):
+    """Check a dataset folder or zip: pairing, readability, sizes, mask values, empty masks, cross-split duplicates.
+
+    `quick` only pairs files and reads image headers (what the notebook runs before training).
+    Never raises for problems in the data: they are collected in the report.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                root = ensure_dataset(Path(tmp) / path.stem, archive=path)
+            except DatasetError as error:
+                return DatasetReport(path, errors=[str(error)], quick=quick)
+            report = check_dataset(root, quick)
+            report.root = path
+            return report
+    report = DatasetReport(path, quick=quick)
+    if not path.is_dir():
+        report.errors.append(f"{path}: no such folder")
+        return report
+    hashes = defaultdict(list)
+    for split in SPLITS:
+        try:
+            pairs = find_pairs(path / split)
+        except DatasetError as error:
+            report.errors.append(str(error))
+            continue
+        report.counts[split] = len(pairs)
+        fractions = []
+        for image_path, mask_path in tqdm(pairs, desc=f"check {split}", unit="img", disable=quick or len(pairs) < 200):
+            checked = _check_pair(image_path, mask_path, report, quick)
+            if checked is None or quick:
+                continue
+            fraction, digest = checked
+            fractions.append(fraction)
+            hashes[digest].append(f"{split}/images/{image_path.name}")
+        if fractions:
+            report.foreground[split] = float(np.mean(fractions))
+    for names in hashes.values():
+        if len({name.split("/", 1)[0] for name in names}) > 1:
+            report.duplicates.append(names)
+            report.errors.append(f"the same image is in several splits: {', '.join(names)}")
+    if report.non_binary_masks:
+        shown = ", ".join(report.non_binary_masks[:10]) + _more(report.non_binary_masks, 10)
+        report.warnings.append(f"{len(report.non_binary_masks)} mask(s) are not binary (binarised at >127): {shown}")
+    for split in SPLITS:
+        if split in report.counts and not quick and report.foreground.get(split, 1) == 0:
+            report.warnings.append(f"{split}: no mask has any bird pixel")
+    return report
+
+
+def _check_pair(image_path, mask_path, report, quick):
+    """Check one pair into `report`; returns (foreground fraction, image hash), or None on an error."""
+    try:
+        if quick:
+            with Image.open(image_path) as img, Image.open(mask_path) as mask:
+                image_size_, mask_size = img.size, mask.size
+        else:
+            data = image_path.read_bytes()
+            image_size_ = image_size(data, image_path)
+            foreground, binary = normalise_mask(mask_path.read_bytes(), source=str(mask_path))
+            mask_size = foreground.shape[::-1]
+            if not binary:
+                report.non_binary_masks.append(str(mask_path))
+    except (OSError, DatasetError) as error:
+        report.errors.append(str(error) if isinstance(error, DatasetError) else f"{image_path}: {error}")
+        return None
+    if image_size_ != mask_size:
+        report.errors.append(f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but image is "
+                             f"{image_size_[0]}x{image_size_[1]} (width x height)")
+        return None
+    report.sizes[image_size_] += 1
+    if quick:
+        return None
+    fraction = float(foreground.mean())
+    if fraction == 0:
+        report.empty_masks.append(str(mask_path))
+    return fraction, hashlib.sha256(data).hexdigest()

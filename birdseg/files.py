@@ -1,0 +1,70 @@
+"""Atomic file writing: a killed process or a full disk never leaves a half-written file behind."""
+import contextlib
+import errno
+import json
+import os
+from pathlib import Path
+
+
+class OutOfSpaceError(OSError):
+    """Raised when the disk fills up while writing; the previous version of the file is intact."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes.
+
+    The temporary name keeps the full file name as suffix so writers that check extensions
+    (Keras wants `.keras` / `.weights.h5`) accept it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise OutOfSpaceError(
+                errno.ENOSPC, f"no space left on device while writing {path}; the earlier version is intact"
+            ) from error
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _json_default(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def save_figure(fig, path, dpi=100, close=True):
+    """Save a matplotlib figure atomically; close it unless it is still to be shown inline."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+    if close:
+        plt.close(fig)

@@ -1,0 +1,196 @@
+"""Model: U-Net with an EfficientNetB3 encoder, its loss and metrics, loading a saved model.
+
+The model takes float RGB images in [0, 1] of the size it was built for and returns the
+probability of "bird" per pixel, shape (batch, height, width, 1). ImageNet normalisation is a
+layer inside the model, so a saved model needs no outside preprocessing.
+"""
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import segmentation_models as sm
+from keras import ops
+
+import birdseg  # noqa: F401  (sets SM_FRAMEWORK before segmentation_models is imported)
+from birdseg.data import check_image_size
+
+BACKBONE = "efficientnetb3"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+THRESHOLD = 0.5
+SMOOTH = 1e-5
+
+
+class WeightsFallbackWarning(UserWarning):
+    """The requested encoder weights could not be loaded; training starts from random initialisation."""
+
+
+def resolve_encoder_weights(encoder_weights):
+    """Check an ENCODER_WEIGHTS value: None, "imagenet", or the path of a local .h5 encoder weights file."""
+    if encoder_weights in (None, "", "none", "None"):
+        return None
+    if encoder_weights == "imagenet":
+        return "imagenet"
+    path = Path(encoder_weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ENCODER_WEIGHTS={encoder_weights!r}: expected None, 'imagenet' or an existing .h5 file")
+    if path.suffix.lower() != ".h5":
+        raise ValueError(f"ENCODER_WEIGHTS={encoder_weights!r}: a local weights file must be .h5 (Keras HDF5 weights)")
+    return str(path)
+
+
+def build_model(height=384, width=640, encoder_weights="imagenet", backbone=BACKBONE):
+    """Build the U-Net. Returns (model, weights_used) where weights_used is what the encoder really got.
+
+    "imagenet" weights are downloaded once into ~/.keras; offline, a loud warning is given and the
+    encoder starts from random initialisation instead of failing the run.
+    """
+    check_image_size(height, width)
+    weights = resolve_encoder_weights(encoder_weights)
+    try:
+        unet = _unet(backbone, height, width, weights)
+    except Exception as error:  # noqa: BLE001  (a failed download raises a bare Exception in keras.utils.get_file)
+        if weights != "imagenet":
+            raise
+        message = (
+            f"\n{'!' * 78}\n!! Could not get ImageNet weights for {backbone} ({type(error).__name__}: {error}).\n"
+            "!! Training continues from RANDOM INITIALISATION: expect lower accuracy and longer training.\n"
+            "!! Fix: go online once (weights are cached in ~/.keras/models), or set ENCODER_WEIGHTS to a\n"
+            f"!! local .h5 file of the encoder's weights.\n{'!' * 78}"
+        )
+        warnings.warn(message, WeightsFallbackWarning, stacklevel=2)
+        unet, weights = _unet(backbone, height, width, None), None
+    inputs = keras.Input((height, width, 3), name="image")
+    x = keras.layers.Normalization(
+        mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD], name="imagenet_normalization"
+    )(inputs)
+    outputs = unet(x)
+    return keras.Model(inputs, outputs, name=f"unet_{backbone}"), ("local file" if weights not in (None, "imagenet") else weights)
+
+
+def _unet(backbone, height, width, weights):
+    return sm.Unet(
+        backbone, encoder_weights=weights, classes=1, activation="sigmoid", input_shape=(height, width, 3)
+    )
+
+
+def model_image_size(model):
+    """(height, width) the model was built for."""
+    _, height, width, _ = model.input_shape
+    return height, width
+
+
+# ---------------------------------------------------------------- loss and metrics
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
+def jaccard_loss(y_true, y_pred):
+    """1 - soft IoU over the whole batch (as segmentation_models' jaccard_loss, per_image=False)."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    intersection = ops.sum(y_true * y_pred)
+    union = ops.sum(y_true) + ops.sum(y_pred) - intersection
+    return 1.0 - (intersection + SMOOTH) / (union + SMOOTH)
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
+def bce_jaccard_loss(y_true, y_pred):
+    """Binary cross-entropy + Jaccard loss: BCE gives smooth per-pixel gradients, Jaccard fights class imbalance."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+    return bce + jaccard_loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
+class ThresholdScore(keras.metrics.Metric):
+    """IoU, F1, precision or recall of the thresholded prediction, accumulated over all pixels of an epoch.
+
+    Accumulating true/false positives over the epoch gives the dataset-level score, not a mean of
+    per-batch scores (which over-weights small batches and empty images).
+    """
+
+    KINDS = ("iou", "f1", "precision", "recall")
+
+    def __init__(self, kind="iou", threshold=THRESHOLD, name=None, **kwargs):
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        super().__init__(name=name or {"iou": "iou_score", "f1": "f1_score"}.get(kind, kind), **kwargs)
+        self.kind = kind
+        self.threshold = threshold
+        self.tp = self.add_variable(shape=(), initializer="zeros", name="tp")
+        self.fp = self.add_variable(shape=(), initializer="zeros", name="fp")
+        self.fn = self.add_variable(shape=(), initializer="zeros", name="fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
+        pred = ops.cast(ops.greater(ops.cast(y_pred, "float32"), self.threshold), "float32")
+        self.tp.assign_add(ops.sum(truth * pred))
+        self.fp.assign_add(ops.sum((1.0 - truth) * pred))
+        self.fn.assign_add(ops.sum(truth * (1.0 - pred)))
+
+    def result(self):
+        tp, fp, fn = self.tp, self.fp, self.fn
+        numerator, denominator = {
+            "iou": (tp, tp + fp + fn),
+            "f1": (2 * tp, 2 * tp + fp + fn),
+            "precision": (tp, tp + fp),
+            "recall": (tp, tp + fn),
+        }[self.kind]
+        # Nothing to find and nothing found is a perfect score, as in scores_from_counts.
+        return ops.where(denominator > 0, numerator / ops.maximum(denominator, 1.0), 1.0)
+
+    def reset_state(self):
+        for variable in (self.tp, self.fp, self.fn):
+            variable.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "threshold": self.threshold}
+
+
+def confusion_counts(true_mask, pred_mask):
+    """(tp, fp, fn, tn) pixel counts of two binary masks of the same shape."""
+    truth, pred = np.asarray(true_mask).astype(bool), np.asarray(pred_mask).astype(bool)
+    tp = int(np.count_nonzero(truth & pred))
+    fp = int(np.count_nonzero(~truth & pred))
+    fn = int(np.count_nonzero(truth & ~pred))
+    return tp, fp, fn, truth.size - tp - fp - fn
+
+
+def scores_from_counts(tp, fp, fn):
+    """IoU, F1, precision, recall from counts; a score with nothing to find and nothing found is 1."""
+
+    def ratio(numerator, denominator):
+        return float(numerator / denominator) if denominator else 1.0
+
+    return {
+        "iou": ratio(tp, tp + fp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+    }
+
+
+def compile_model(model, learning_rate=1e-4):
+    """Adam + BCE/Jaccard loss, IoU and F1 at threshold 0.5. XLA stays off: on CPU it is several times slower."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=bce_jaccard_loss,
+        metrics=[ThresholdScore("iou"), ThresholdScore("f1")],
+        jit_compile=False,
+    )
+    return model
+
+
+def load_model(path, learning_rate=1e-4, compile=True):
+    """Load a saved model (a `.keras` file, or a run folder holding `model.keras`), ready to predict.
+
+    segmentation_models is imported above, which registers the encoder's custom objects (swish,
+    FixedDropout); the model is loaded uncompiled and compiled here, which avoids loss deserialisation.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved model here (expected a .keras file or a run folder with model.keras)")
+    model = keras.models.load_model(path, compile=False)
+    return compile_model(model, learning_rate) if compile else model

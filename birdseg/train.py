@@ -1,0 +1,368 @@
+"""Training: seeding, run folders, callbacks, and a `train` that can resume a killed run.
+
+A run folder (`runs/<UTC time>_<id>/`) holds config.json, model.keras (best epoch, no optimizer
+state), history.csv, results_epoch_N.png, logs/ (TensorBoard) and checkpoint/ (last completed
+epoch with optimizer and callback state, for resuming). Every file is written atomically.
+"""
+import csv
+import io
+import math
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from birdseg import plots
+from birdseg.files import atomic_path, read_json, save_figure, write_json, write_text
+from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
+
+MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; training stopped and the last good files were kept."""
+
+
+# ---------------------------------------------------------------- seeds and devices
+
+
+def gpu_available():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def set_seed(seed, deterministic=None):
+    """Seed Python, NumPy and TensorFlow; make TF ops deterministic (default: on CPU only).
+
+    Some GPU kernels (e.g. the up-sampling gradient) have no deterministic version and would raise.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic is None:
+        deterministic = not gpu_available()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def describe_device():
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU: " + ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+# ---------------------------------------------------------------- run folders and config
+
+
+def new_run_dir(output_dir):
+    """Create and return a new, empty run folder `<output_dir>/<UTC timestamp>_<6 hex>`."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(output_dir) / f"{stamp}_{secrets.token_hex(3)}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+def package_versions():
+    import albumentations
+    import segmentation_models
+
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "segmentation_models": segmentation_models.__version__,
+        "albumentations": albumentations.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def git_commit(directory="."):
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def start_run(parameters, output_dir, resume=None):
+    """Return (run_dir, parameters) for a new run, or for the run folder `resume` to continue.
+
+    A new run gets a new folder and a config.json with every parameter, package versions, the git
+    commit and the device. A resumed run keeps its saved parameters; the ones given here are ignored
+    except EPOCHS, which may be raised to train longer.
+    """
+    if resume:
+        run_dir = Path(resume)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
+        config = read_json(config_path)
+        saved = dict(config["parameters"])
+        if parameters.get("EPOCHS", saved["EPOCHS"]) > saved["EPOCHS"]:
+            saved["EPOCHS"] = parameters["EPOCHS"]
+            config["parameters"] = saved
+            write_json(config_path, config)
+        return run_dir, saved
+    run_dir = new_run_dir(output_dir)
+    write_json(
+        run_dir / "config.json",
+        {
+            "parameters": parameters,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "git_commit": git_commit(Path(__file__).resolve().parent),
+            "device": describe_device(),
+        },
+    )
+    return run_dir, dict(parameters)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _finite(logs):
+    return all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, (int, float)))
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop at the first NaN/inf loss and remember why; `train` then raises TrainingDiverged."""
+
+    def __init__(self):
+        super().__init__()
+        self.reason = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.reason = f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Save the model (without optimizer state, so it stays small) whenever `monitor` improves."""
+
+    def __init__(self, path, monitor=MONITOR, mode="max"):
+        super().__init__()
+        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.best = -math.inf if mode == "max" else math.inf
+        self.best_epoch = None
+
+    def improved(self, value):
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not _finite(logs) or not self.improved(float(value)):
+            return
+        self.best, self.best_epoch = float(value), epoch + 1
+        # A fresh functional wrapper shares the layers but not the optimizer: 1/3 of the file size.
+        inference_model = keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)
+        with atomic_path(self.path) as tmp:
+            inference_model.save(tmp)
+
+    def get_state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def set_state(self, state):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class PredictionFigure(keras.callbacks.Callback):
+    """After every epoch, predict fixed validation images and save `results_epoch_N.png`."""
+
+    def __init__(self, samples, out_dir, threshold=THRESHOLD):
+        super().__init__()
+        self.images = np.stack([image for image, _ in samples])
+        self.masks = [mask for _, mask in samples]
+        self.out_dir, self.threshold = Path(out_dir), threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        probabilities = self.model.predict_on_batch(self.images)
+        rows = []
+        for image, truth, prob in zip(self.images, self.masks, np.asarray(probabilities)):
+            pred = prob > self.threshold
+            iou = scores_from_counts(*confusion_counts(truth > 0.5, pred)[:3])["iou"]
+            rows.append({"image": image, "true": truth, "pred": pred, "caption": f"IoU {iou:.3f}"})
+        val_iou = (logs or {}).get("val_iou_score")
+        title = f"epoch {epoch + 1}" + (f" - validation IoU {val_iou:.3f}" if val_iou is not None else "")
+        save_figure(plots.prediction_grid(rows, title=title), self.out_dir / f"results_epoch_{epoch + 1}.png")
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Save everything needed to resume after each completed epoch, and the history.
+
+    Weights and optimizer state go to `checkpoint/epoch_N.weights.h5`; `checkpoint/state.json`
+    (epoch, learning rate, history, callback counters) is written last and atomically, so it always
+    points at a complete weights file: a kill at any moment resumes from the last finished epoch.
+    """
+
+    def __init__(self, run_dir, stateful_callbacks):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / CHECKPOINT_DIR
+        self.callbacks = stateful_callbacks  # name -> callback with get_state/set_state or known attributes
+        self.history = {}
+        self.resumed_callback_state = {}
+
+    def on_train_begin(self, logs=None):
+        # Keras callbacks reset their counters in on_train_begin; this runs after theirs.
+        for name, callback in self.callbacks.items():
+            if name in self.resumed_callback_state:
+                restore_callback_state(callback, self.resumed_callback_state[name])
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if not _finite(logs):
+            return
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        weights_name = f"epoch_{epoch + 1}.weights.h5"
+        with atomic_path(self.dir / weights_name) as tmp:
+            self.model.save_weights(tmp)
+        state = {
+            "epoch": epoch + 1,
+            "weights": weights_name,
+            "learning_rate": logs["learning_rate"],
+            "history": self.history,
+            "callbacks": {name: callback_state(cb) for name, cb in self.callbacks.items()},
+        }
+        write_json(self.dir / STATE_FILE, state)
+        write_history_csv(self.run_dir / "history.csv", self.history)
+        for old in self.dir.glob("epoch_*.weights.h5"):
+            if old.name != weights_name:
+                old.unlink(missing_ok=True)
+
+
+def callback_state(callback):
+    if hasattr(callback, "get_state"):
+        return callback.get_state()
+    keys = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
+    return {k: float(getattr(callback, k)) for k in keys if isinstance(getattr(callback, k, None), (int, float))}
+
+
+def restore_callback_state(callback, state):
+    if hasattr(callback, "set_state"):
+        callback.set_state(state)
+        return
+    for key, value in state.items():
+        current = getattr(callback, key)
+        setattr(callback, key, type(current)(value) if isinstance(current, int) else value)
+
+
+def write_history_csv(path, history):
+    keys = ["epoch"] + sorted(history)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(keys)
+    for i in range(len(history["loss"])):
+        writer.writerow([i + 1] + [f"{history[k][i]:.6g}" for k in keys[1:]])
+    write_text(path, buffer.getvalue())
+
+
+def read_history_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"} if rows else {}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to the logs, so history.csv records the cost of every epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), verbose=1, tensorboard=True):
+    """Fit `model` with the standard callbacks, resuming from `run_dir/checkpoint` if one is there.
+
+    Returns the full history (all epochs, resumed ones included) as {metric: [value per epoch]}.
+    Afterwards the model holds the weights of the best epoch, as saved in `run_dir/model.keras`.
+    Raises TrainingDiverged on a NaN/inf loss; the files of the last good epoch are kept.
+    """
+    run_dir = Path(run_dir)
+    best = BestModelCheckpoint(run_dir / "model.keras")
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6, verbose=verbose)
+    early_stop = keras.callbacks.EarlyStopping(
+        monitor=MONITOR, mode="max", patience=5, restore_best_weights=True, verbose=verbose
+    )
+    stateful = {"best_model": best, "reduce_lr": reduce_lr, "early_stopping": early_stop}
+    checkpoint = TrainingCheckpoint(run_dir, stateful)
+    nan_guard = StopOnNonFinite()
+    callbacks = [nan_guard, EpochTimer(), best, reduce_lr, early_stop]
+    if preview_samples:
+        callbacks.append(PredictionFigure(preview_samples, run_dir))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False, profile_batch=0))
+    callbacks.append(checkpoint)  # last: it records the state the others reached this epoch
+
+    initial_epoch = resume_from_checkpoint(model, run_dir, checkpoint)
+    train_loader.set_epoch(initial_epoch)
+    if initial_epoch >= epochs:
+        print(f"{run_dir}: all {epochs} epochs already done")
+    else:
+        if initial_epoch:
+            print(f"Resuming {run_dir} after epoch {initial_epoch} of {epochs}")
+        model.fit(
+            train_loader,
+            validation_data=val_loader,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    if nan_guard.reason:
+        kept = f"the best model so far is {best.path}" if best.path.exists() else "no epoch finished, nothing was saved"
+        raise TrainingDiverged(
+            f"Training stopped: {nan_guard.reason}. Lower LEARNING_RATE or check the data; {kept}; "
+            f"the last completed epoch is in {run_dir / CHECKPOINT_DIR}."
+        )
+    if best.path.exists():
+        model.set_weights(keras.models.load_model(best.path, compile=False).get_weights())
+    return checkpoint.history
+
+
+def resume_from_checkpoint(model, run_dir, checkpoint):
+    """Restore weights, optimizer, learning rate, callback counters and history; return the epoch to start at."""
+    state_path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
+    if not state_path.is_file():
+        return 0
+    state = read_json(state_path)
+    model.optimizer.build(model.trainable_variables)  # so its slots exist and load from the file
+    model.load_weights(state_path.parent / state["weights"])
+    model.optimizer.learning_rate.assign(state["learning_rate"])
+    checkpoint.resumed_callback_state = state["callbacks"]
+    checkpoint.history = {key: list(values) for key, values in state["history"].items()}
+    return int(state["epoch"])
+
+
+def load_history(run_dir):
+    """The history of a run (from history.csv), as {metric: [value per epoch]}."""
+    path = Path(run_dir) / "history.csv"
+    return read_history_csv(path) if path.is_file() else {}
+

@@ -1,0 +1,108 @@
+"""birdseg_utils: the helpers behind Bird_Segmentation_Model.ipynb, and its command line.
+
+A thin facade over the `birdseg` package (layers: data -> model -> train -> evaluate -> cli), so the
+notebook and user scripts need one import:
+
+    import birdseg_utils as bu
+    model = bu.load_model("runs/<run>/model.keras")
+    mask = bu.predict_image(model, bu.read_image("photo.jpg"))
+
+Command line: `python -m birdseg_utils --help`.
+"""
+import birdseg  # noqa: F401  (sets SM_FRAMEWORK and friends before anything imports segmentation_models)
+from birdseg.cli import main
+from birdseg.data import (
+    Dataloader,
+    Dataset,
+    DatasetError,
+    check_image_size,
+    ensure_dataset,
+    find_pairs,
+    get_training_augmentation,
+    get_validation_augmentation,
+    load_split,
+    read_image,
+    read_mask,
+    read_pair,
+)
+from birdseg.datasets import check_dataset
+from birdseg.evaluate import (
+    evaluate_pairs,
+    evaluate_split,
+    evaluation_figures,
+    format_metrics,
+    predict_files,
+    predict_image,
+    predict_probabilities,
+    publish_figures,
+    save_metrics,
+)
+from birdseg.files import read_json, save_figure, write_json
+from birdseg.model import (
+    ThresholdScore,
+    WeightsFallbackWarning,
+    bce_jaccard_loss,
+    build_model,
+    compile_model,
+    confusion_counts,
+    load_model,
+    scores_from_counts,
+)
+from birdseg.plots import (
+    overlay,
+    overlay_gallery,
+    plot_history,
+    prediction_grid,
+    visualize,
+)
+from birdseg.train import TrainingDiverged, load_history, set_seed, start_run, train
+
+__all__ = [
+    "Dataloader",
+    "Dataset",
+    "DatasetError",
+    "ThresholdScore",
+    "TrainingDiverged",
+    "WeightsFallbackWarning",
+    "bce_jaccard_loss",
+    "build_model",
+    "check_dataset",
+    "check_image_size",
+    "compile_model",
+    "confusion_counts",
+    "ensure_dataset",
+    "evaluate_pairs",
+    "evaluate_split",
+    "evaluation_figures",
+    "find_pairs",
+    "format_metrics",
+    "get_training_augmentation",
+    "get_validation_augmentation",
+    "load_history",
+    "load_model",
+    "load_split",
+    "main",
+    "overlay",
+    "overlay_gallery",
+    "plot_history",
+    "predict_files",
+    "predict_image",
+    "predict_probabilities",
+    "prediction_grid",
+    "publish_figures",
+    "read_image",
+    "read_json",
+    "read_mask",
+    "read_pair",
+    "save_figure",
+    "save_metrics",
+    "scores_from_counts",
+    "set_seed",
+    "start_run",
+    "train",
+    "visualize",
+    "write_json",
+]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
