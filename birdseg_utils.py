@@ -10,6 +10,12 @@ notebook and user scripts need one import:
 Command line: `python -m birdseg_utils --help`.
 """
 import birdseg  # noqa: F401  (sets SM_FRAMEWORK and friends before anything imports segmentation_models)
+
+if __name__ == "__main__":  # the CLI imports only what each command needs
+    from birdseg.cli import main
+
+    raise SystemExit(main())
+
 from birdseg.cli import main
 from birdseg.data import (
     Dataloader,
@@ -103,6 +109,3 @@ __all__ = [
     "visualize",
     "write_json",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(main())

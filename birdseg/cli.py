@@ -20,6 +20,45 @@ def cmd_make_synthetic(args):
     return 0
 
 
+def cmd_make_dataset(args):
+    from birdseg import datasets
+
+    sources = [bool(args.images or args.masks), bool(args.cub), bool(args.davis)]
+    if sum(sources) != 1:
+        raise ValueError("give exactly one source: --images DIR --masks DIR, --cub ARCHIVE, or --davis DIR")
+    ratios = tuple(args.ratios)
+    if args.cub:
+        if not args.cub_segmentations:
+            raise ValueError("--cub needs --cub-segmentations segmentations.tgz")
+        report = datasets.build_cub(
+            args.cub, args.cub_segmentations, args.out, val_ratio=args.val_ratio, group_species=args.group == "species",
+            ratios=ratios, seed=args.seed, threshold=args.threshold, overwrite=args.overwrite, progress=not args.quiet,
+        )
+    else:
+        if args.davis:
+            samples = datasets.samples_from_davis(args.davis, clips=args.clips)
+        else:
+            if not (args.images and args.masks):
+                raise ValueError("--images and --masks go together")
+            samples = datasets.samples_from_folders(args.images, args.masks, group_regex=args.group)
+        by_split = datasets.assign_splits(samples, ratios, args.seed)
+        report = datasets.build_dataset(by_split, args.out, args.threshold, args.overwrite, progress=not args.quiet)
+    print(report.summary())
+    if args.zip:
+        print(f"wrote {datasets.zip_dataset(report.out)}")
+    return 0
+
+
+def cmd_check_dataset(args):
+    from birdseg.datasets import check_dataset
+
+    report = check_dataset(args.path, quick=args.quick)
+    print(report.summary())
+    if args.strict and report.warnings:
+        print("  --strict: warnings count as failures")
+    return 0 if report.ok(strict=args.strict) else 1
+
+
 def cmd_predict(args):
     from birdseg.evaluate import image_files, predict_files
     from birdseg.model import load_model
@@ -70,6 +109,35 @@ def build_parser():
     p.add_argument("--val", type=int, default=6)
     p.add_argument("--test", type=int, default=12)
     p.set_defaults(run=cmd_make_synthetic)
+
+    p = commands.add_parser(
+        "make-dataset", help="build the birds_splitted layout from image+mask folders, DAVIS or CUB-200-2011",
+        description="Pairs images with masks, splits them (whole groups per split) and writes "
+        "<out>/{train,val,test}/{images,mask} with PNG masks {0,255}. Built in a temporary folder, renamed at the end.",
+    )
+    p.add_argument("--images", help="folder of images (with --masks)")
+    p.add_argument("--masks", help="folder of masks: x.png, x_mask.png, x-mask.png, ... for image x.jpg")
+    p.add_argument("--davis", help="DAVIS root with JPEGImages/480p/<clip> and Annotations/480p/<clip>; grouped by clip")
+    p.add_argument("--clips", nargs="+", help="with --davis: only these clips")
+    p.add_argument("--cub", help="CUB_200_2011.tgz (read without unpacking)")
+    p.add_argument("--cub-segmentations", help="segmentations.tgz of CUB-200-2011")
+    p.add_argument("--val-ratio", type=float, default=0.1, help="with --cub: share of the official train list used for val")
+    p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
+    p.add_argument("--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group", help="regex on the file stem; its first group (or whole match) keeps files together in "
+                   "one split, e.g. '^(.+)_\\d+$' for <clip>_<frame>. With --cub: 'species'")
+    p.add_argument("--threshold", type=int, default=127, help="soft 0-255 masks: foreground above this value")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once the new one is complete)")
+    p.add_argument("--zip", action="store_true", help="also write <out>.zip")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_make_dataset)
+
+    p = commands.add_parser("check-dataset", help="check a dataset folder or zip before training on it")
+    p.add_argument("path", help="dataset folder or .zip")
+    p.add_argument("--quick", action="store_true", help="only pairing and image headers (what the notebook runs)")
+    p.add_argument("--strict", action="store_true", help="warnings (e.g. non-binary masks) fail too")
+    p.set_defaults(run=cmd_check_dataset)
 
     p = commands.add_parser("predict", help="masks and overlays for your own photos")
     p.add_argument("--model", required=True, help="a run folder or a .keras file")

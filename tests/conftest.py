@@ -1,0 +1,92 @@
+"""Shared fixtures: small synthetic datasets, the real DAVIS frames, and one tiny notebook run."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DAVIS = ROOT.parent / "shared" / "data" / "davis-birds"
+sys.path.insert(0, str(ROOT))
+
+import birdseg  # noqa: E402,F401  (environment for segmentation_models/albumentations)
+from birdseg import synthetic  # noqa: E402
+
+# Tiny notebook parameters: 64x96, 3 epochs, a handful of images, random init.
+TINY = {"IMAGE_HEIGHT": 64, "IMAGE_WIDTH": 96, "EPOCHS": 3, "BATCH_SIZE": 2, "ENCODER_WEIGHTS": None, "SEED": 7}
+TINY_COUNTS = {"train": 8, "val": 2, "test": 3}
+ODD_RESOLUTIONS = ((97, 61), (130, 90), (75, 113))  # odd sizes and aspect ratios: resizing must cope
+
+
+def write_pair(folder, stem, image, mask, image_ext=".jpg", mask_ext=".png"):
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "mask").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(folder / "images" / f"{stem}{image_ext}")
+    Image.fromarray(mask).save(folder / "mask" / f"{stem}{mask_ext}")
+
+
+def sky_with_bird(height=48, width=80, seed=0):
+    """A blue-gradient sky with one dark elliptical 'bird'; returns (image uint8, mask uint8 {0,255})."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 1, height)[:, None, None]
+    image = (np.array([60, 110, 200]) * (1 - rows) + np.array([180, 210, 240]) * rows) * np.ones((1, width, 1))
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx = rng.integers(height // 4, 3 * height // 4), rng.integers(width // 4, 3 * width // 4)
+    bird = ((yy - cy) / 4) ** 2 + ((xx - cx) / 9) ** 2 <= 1
+    image[bird] = 30
+    return image.astype(np.uint8), (bird * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A small synthetic dataset in the birds_splitted layout, at odd source resolutions."""
+    root = tmp_path_factory.mktemp("data") / "birds_tiny"
+    synthetic.write_dataset(root, TINY_COUNTS, seed=11, resolutions=ODD_RESOLUTIONS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def davis():
+    if not (DAVIS / "images").is_dir():
+        pytest.skip(f"real DAVIS frames not found at {DAVIS}")
+    return DAVIS
+
+
+def run_notebook(output_dir, data_dir, extra=None, timeout=900, **popen):
+    """Run the notebook headless with the tiny parameters; returns the Popen (or the finished process)."""
+    parameters = {**TINY, "DATA_DIR": str(data_dir), "OUTPUT_DIR": str(output_dir / "runs"),
+                  "EXAMPLES_DIR": str(output_dir / "examples"), **(extra or {})}
+    command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
+               str(output_dir / "out.ipynb"), "--cwd", str(ROOT)]
+    for name, value in parameters.items():
+        command += ["-p", name, "None" if value is None else str(value)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if popen:
+        return subprocess.Popen(command, env=env, **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def notebook_run(tmp_path_factory, tiny_dataset):
+    """One headless run of the notebook with tiny parameters; returns its output folder."""
+    out = tmp_path_factory.mktemp("notebook")
+    result = run_notebook(out, tiny_dataset)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_dir(notebook_run):
+    runs = sorted((notebook_run / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="session")
+def trained_model(run_dir):
+    from birdseg.model import load_model
+
+    return load_model(run_dir)

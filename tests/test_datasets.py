@@ -1,0 +1,351 @@
+import io
+import re
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from birdseg import datasets
+from birdseg.cli import main
+from birdseg.data import DatasetError, find_pairs, read_mask
+from conftest import sky_with_bird
+
+
+def save(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(array)
+    if mode == "P":
+        img = img.convert("P")
+    img.save(path)
+
+
+def make_folders(root, count=10, clips=("alpha", "beta-x", "gamma")):
+    """images/<clip>_<frame>.jpg with masks in assorted namings and encodings."""
+    encodings = ["plain", "_mask", "-mask", "palette", "rgb", "zero_one", "soft"]
+    i = 0
+    for clip in clips:
+        for frame in range(count):
+            image, mask = sky_with_bird(seed=i)
+            stem = f"{clip}_{frame:05d}"
+            save(root / "images" / f"{stem}.jpg", image)
+            kind = encodings[i % len(encodings)]
+            fg = mask > 0
+            if kind in ("plain", "_mask", "-mask"):
+                save(root / "masks" / f"{stem}{'' if kind == 'plain' else kind}.png", mask)
+            elif kind == "palette":
+                palette = Image.fromarray(fg.astype(np.uint8) * 3, mode="P")  # index 3 = object, like DAVIS
+                palette.putpalette([0, 0, 0] * 3 + [200, 0, 0] + [0, 0, 0] * 252)
+                (root / "masks").mkdir(parents=True, exist_ok=True)
+                palette.save(root / "masks" / f"{stem}.png")
+            elif kind == "rgb":
+                save(root / "masks" / f"{stem}.png", np.stack([mask] * 3, -1))
+            elif kind == "zero_one":
+                save(root / "masks" / f"{stem}.png", fg.astype(np.uint8))
+            else:  # soft: 5 annotators like CUB, majority above 127
+                soft = (fg * 204).astype(np.uint8)
+                soft[0, 0] = 51
+                save(root / "masks" / f"{stem}.png", soft)
+            i += 1
+    return root
+
+
+def cli(*args):
+    return main([str(a) for a in args])
+
+
+# ---------------------------------------------------------------- folders
+
+
+def test_folders_all_mask_variants_grouped_by_clip(tmp_path):
+    src = make_folders(tmp_path / "src")
+    out = tmp_path / "birds"
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", out,
+               "--group", r"^(.+)_\d+$", "--ratios", 0.4, 0.3, 0.3, "--quiet") == 0
+    clips_per_split = {}
+    for split in ("train", "val", "test"):
+        pairs = find_pairs(out / split)
+        clips_per_split[split] = {p[0].stem.rsplit("_", 1)[0] for p in pairs}
+        for image_path, mask_path in pairs:
+            mask = np.asarray(Image.open(mask_path))
+            assert set(np.unique(mask)) <= {0, 255} and mask.max() == 255
+            assert Image.open(image_path).size == Image.open(mask_path).size
+            original = sky_with_bird(seed=int(["alpha", "beta-x", "gamma"].index(image_path.stem.rsplit("_", 1)[0]) * 10
+                                              + int(image_path.stem.rsplit("_", 1)[1])))[1]
+            np.testing.assert_array_equal(mask > 0, original > 0)
+    assert sorted(len(c) for c in clips_per_split.values()) == [1, 1, 1]
+    assert set.union(*clips_per_split.values()) == {"alpha", "beta-x", "gamma"}
+    assert not list(tmp_path.glob(".build-*"))
+
+
+def test_soft_masks_counted_and_threshold_option(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=7, clips=("a",))
+    cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
+        "--ratios", 1, 0, 0, "--quiet")
+    assert "1 mask(s) were not binary and were thresholded" in capsys.readouterr().out
+    # threshold 210 > 204: the soft mask's bird disappears
+    cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "t",
+        "--ratios", 1, 0, 0, "--threshold", 210, "--quiet")
+    assert read_mask(tmp_path / "t" / "train" / "mask" / "a_00006.png").sum() == 0
+
+
+def test_image_without_mask_and_mask_without_image_listed(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=3, clips=("a",))
+    (src / "masks" / "a_00001_mask.png").unlink()
+    save(src / "masks" / "stray.png", np.zeros((4, 4), np.uint8))
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "images without a mask" in err and "a_00001.jpg" in err and "masks without an image" in err and "stray.png" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_mask_size_mismatch_named_and_nothing_written(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=4, clips=("a",))
+    for variant in src.glob("masks/a_00003*"):
+        variant.unlink()
+    save(src / "masks" / "a_00003.png", np.zeros((5, 5), np.uint8))  # the last one written
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
+               "--ratios", 1, 0, 0, "--quiet") == 2
+    assert re.search(r"a_00003\.png: mask is 5x5 but image a_00003\.jpg is 80x48", capsys.readouterr().err)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".build-*"))
+
+
+def test_truncated_image_named(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=2, clips=("a",))
+    path = src / "images" / "a_00001.jpg"
+    path.write_bytes(path.read_bytes()[:150])
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
+               "--ratios", 1, 0, 0, "--quiet") == 2
+    assert "a_00001.jpg: cannot read image" in capsys.readouterr().err
+
+
+def test_junk_files_ignored(tmp_path):
+    src = make_folders(tmp_path / "src", count=3, clips=("a",))
+    (src / "images" / ".DS_Store").write_bytes(b"\0junk")
+    (src / "masks" / "Thumbs.db").write_bytes(b"\0junk")
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
+               "--ratios", 1, 0, 0, "--quiet") == 0
+    assert len(find_pairs(tmp_path / "o" / "train")) == 3
+
+
+def test_existing_output_refused_unless_overwrite(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=3, clips=("a",))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    args = ["make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", out, "--ratios", 1, 0, 0,
+            "--quiet"]
+    assert cli(*args) == 2 and "already exists; use --overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert cli(*args, "--overwrite") == 0
+    assert not (out / "keep.txt").exists() and len(find_pairs(out / "train")) == 3
+
+
+def test_too_few_groups_for_splits(tmp_path):
+    src = make_folders(tmp_path / "src", count=2, clips=("a", "b"))
+    samples = datasets.samples_from_folders(src / "images", src / "masks", r"^(.+)_\d+$")
+    with pytest.raises(DatasetError, match="only 2 group"):
+        datasets.assign_splits(samples)
+
+
+def test_split_ratios_roughly_respected():
+    samples = [datasets.Sample(f"s{i}", "", None, None, f"g{i // 2}") for i in range(200)]
+    by_split = datasets.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
+    assert [len(by_split[s]) for s in ("train", "val", "test")] == [160, 20, 20]
+    again = datasets.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
+    assert [s.stem for s in again["val"]] == [s.stem for s in by_split["val"]]
+
+
+# ---------------------------------------------------------------- DAVIS
+
+
+def make_davis(root, clips=("bird-a", "bird-b", "bird-c"), frames=3):
+    for c, clip in enumerate(clips):
+        for f in range(frames):
+            image, mask = sky_with_bird(seed=c * 10 + f)
+            save(root / "JPEGImages" / "480p" / clip / f"{f:05d}.jpg", image)
+            save(root / "Annotations" / "480p" / clip / f"{f:05d}.png", mask)
+    return root
+
+
+def test_davis_layout_grouped_by_clip_with_filter(tmp_path):
+    davis = make_davis(tmp_path / "DAVIS", clips=("bird-a", "bird-b", "bird-c", "car"))
+    out = tmp_path / "birds"
+    assert cli("make-dataset", "--davis", davis, "--clips", "bird-a", "bird-b", "bird-c", "--out", out,
+               "--ratios", 0.34, 0.33, 0.33, "--quiet") == 0
+    stems = {split: {p[0].stem for p in find_pairs(out / split)} for split in ("train", "val", "test")}
+    assert all(len({s.rsplit("_", 1)[0] for s in names}) == 1 for names in stems.values())
+    assert not any(s.startswith("car") for names in stems.values() for s in names)
+    assert "bird-a_00000" in set.union(*stems.values())
+
+
+def test_davis_missing_annotations_named(tmp_path, capsys):
+    davis = make_davis(tmp_path / "DAVIS")
+    (davis / "Annotations" / "480p" / "bird-b" / "00001.png").unlink()
+    assert cli("make-dataset", "--davis", davis, "--out", tmp_path / "o") == 2
+    assert "bird-b: frames without an annotation: 00001" in capsys.readouterr().err
+
+
+def test_davis_unknown_clip(tmp_path, capsys):
+    assert cli("make-dataset", "--davis", make_davis(tmp_path / "D"), "--clips", "nope", "--out", tmp_path / "o") == 2
+    assert "no clip(s) nope; available: bird-a, bird-b, bird-c" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- CUB-200-2011
+
+
+def make_cub(root, species=("001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"), per=4):
+    """Fake CUB_200_2011.tgz and segmentations.tgz with the official names and structure."""
+    images, splits, members, masks = [], [], [], []
+    image_id = 0
+    for s, name in enumerate(species):
+        for k in range(per):
+            image_id += 1
+            rel = f"{name}/{name.split('.', 1)[1]}_{k:04d}_{image_id}.jpg"
+            image, mask = sky_with_bird(seed=image_id)
+            soft = (mask > 0).astype(np.uint8) * 255
+            soft[0, :3] = 102  # CUB masks are soft: 2 of 5 annotators, below threshold
+            images.append(f"{image_id} {rel}")
+            splits.append(f"{image_id} {int(k < per - 1)}")
+            members.append((f"CUB_200_2011/images/{rel}", encode(image, "JPEG")))
+            masks.append((f"segmentations/{rel[:-4]}.png", encode(soft, "PNG")))
+    members = [("CUB_200_2011/images.txt", "\n".join(images).encode()),
+               ("CUB_200_2011/train_test_split.txt", "\n".join(splits).encode())] + members
+    write_tgz(root / "CUB_200_2011.tgz", members)
+    write_tgz(root / "segmentations.tgz", masks)
+    return root / "CUB_200_2011.tgz", root / "segmentations.tgz"
+
+
+def encode(array, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_tgz(path, members):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_cub_official_test_split_and_val_from_train(tmp_path):
+    cub, seg = make_cub(tmp_path / "cub")
+    out = tmp_path / "birds"
+    assert cli("make-dataset", "--cub", cub, "--cub-segmentations", seg, "--out", out, "--val-ratio", 0.25,
+               "--quiet") == 0
+    counts = {split: len(find_pairs(out / split)) for split in ("train", "val", "test")}
+    assert counts == {"train": 7, "val": 2, "test": 3}  # 9 official train images, 3 official test
+    assert {p[0].stem.rsplit("_", 1)[1] for p in find_pairs(out / "test")} == {"4", "8", "12"}
+    mask = np.asarray(Image.open(next((out / "test" / "mask").iterdir())))
+    assert set(np.unique(mask)) == {0, 255} and mask[0, :3].max() == 0  # soft minority pixels dropped
+
+
+def test_cub_group_species(tmp_path):
+    cub, seg = make_cub(tmp_path / "cub")
+    out = tmp_path / "birds"
+    assert cli("make-dataset", "--cub", cub, "--cub-segmentations", seg, "--out", out, "--group", "species",
+               "--ratios", 0.34, 0.33, 0.33, "--quiet") == 0
+    for split in ("train", "val", "test"):
+        species = {p[0].stem.rsplit("_", 2)[0] for p in find_pairs(out / split)}
+        assert len(species) == 1
+
+
+def test_cub_wrong_archive_named(tmp_path, capsys):
+    _, seg = make_cub(tmp_path / "cub")
+    assert cli("make-dataset", "--cub", seg, "--cub-segmentations", seg, "--out", tmp_path / "o") == 2
+    assert "no CUB_200_2011/images.txt inside; is it CUB_200_2011.tgz?" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- check-dataset
+
+
+@pytest.fixture
+def good(tmp_path):
+    src = make_folders(tmp_path / "src", count=3)
+    out = tmp_path / "birds"
+    datasets.build_dataset(datasets.assign_splits(datasets.samples_from_folders(
+        src / "images", src / "masks", r"^(.+)_\d+$")), out, progress=False)
+    return out
+
+
+def test_check_good_dataset(good, capsys):
+    assert cli("check-dataset", good) == 0
+    out = capsys.readouterr().out
+    assert "80x48: 9" in out and "bird pixels" in out and "usable" in out
+
+
+def test_check_finds_duplicates_across_splits(good, capsys):
+    image = next((good / "train" / "images").iterdir())
+    (good / "test" / "images" / "copy.jpg").write_bytes(image.read_bytes())
+    (good / "test" / "mask" / "copy.png").write_bytes((good / "train" / "mask" / f"{image.stem}.png").read_bytes())
+    assert cli("check-dataset", good) == 1
+    assert re.search(r"the same image is in several splits: .*train/images/.*test/images/copy\.jpg", capsys.readouterr().out)
+
+
+def test_check_empty_masks_and_strict_non_binary(good, capsys):
+    mask_path = next((good / "val" / "mask").iterdir())
+    save(mask_path, np.zeros((48, 80), np.uint8))
+    mask_path = next((good / "train" / "mask").iterdir())
+    soft = np.asarray(Image.open(mask_path)).copy()
+    soft[soft > 0] = 200
+    soft[0, 0] = 90
+    save(mask_path, soft)
+    assert cli("check-dataset", good) == 0
+    out = capsys.readouterr().out
+    assert "1 image(s) with an empty mask" in out and "1 mask(s) are not binary" in out
+    assert cli("check-dataset", good, "--strict") == 1
+
+
+def test_check_reports_every_problem(good, capsys):
+    (good / "val" / "mask" / next((good / "val" / "images").iterdir()).with_suffix(".png").name).unlink()
+    bad = next((good / "test" / "images").iterdir())
+    bad.write_bytes(bad.read_bytes()[:100])
+    assert cli("check-dataset", good) == 1
+    out = capsys.readouterr().out
+    assert "images without a mask" in out and f"{bad.name}: cannot read image" in out and "NOT usable" in out
+
+
+def test_check_zip_and_bad_zips(good, tmp_path, capsys):
+    archive = datasets.zip_dataset(good)
+    assert cli("check-dataset", archive) == 0
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("wrong/train/images/a.jpg", b"x")
+    assert cli("check-dataset", other) == 1
+    assert "expected one top folder 'other/'" in capsys.readouterr().out
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2])
+    assert cli("check-dataset", corrupt) == 1
+    assert "not a readable zip archive" in capsys.readouterr().out
+
+
+def test_check_missing_split_folder(good, capsys):
+    import shutil
+
+    shutil.rmtree(good / "val" / "mask")
+    assert cli("check-dataset", good) == 1
+    assert "val: missing folder 'mask/'" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- real photos
+
+
+def test_real_davis_frames_split_by_clip(davis, tmp_path, capsys):
+    out = tmp_path / "davis_birds"
+    assert cli("make-dataset", "--images", davis / "images", "--masks", davis / "masks", "--group", r"^(.+)_\d+$",
+               "--ratios", 0.34, 0.33, 0.33, "--out", out, "--quiet") == 0
+    clips = {}
+    for split in ("train", "val", "test"):
+        for image_path, mask_path in find_pairs(out / split):
+            clips.setdefault(image_path.stem.rsplit("_", 1)[0], set()).add(split)
+            if image_path.stem.endswith("0"):  # a sample of frames: values and sizes
+                mask = np.asarray(Image.open(mask_path))
+                assert set(np.unique(mask)) == {0, 255}
+                assert Image.open(image_path).size == (mask.shape[1], mask.shape[0])
+    assert clips and all(len(splits) == 1 for splits in clips.values()), clips
+    assert sum(1 for _ in out.rglob("*.jpg")) == 210
+    assert cli("check-dataset", out, "--strict") == 0

@@ -1,0 +1,141 @@
+import keras
+import numpy as np
+import pytest
+
+from birdseg import model as M
+
+
+@pytest.fixture(scope="module")
+def unet():
+    built, weights = M.build_model(64, 96, encoder_weights=None)
+    assert weights is None
+    return M.compile_model(built)
+
+
+def test_output_shape_and_range(unet):
+    out = np.asarray(unet.predict_on_batch(np.random.rand(2, 64, 96, 3).astype("float32")))
+    assert out.shape == (2, 64, 96, 1)
+    assert 0 <= out.min() and out.max() <= 1
+    assert M.model_image_size(unet) == (64, 96)
+
+
+def test_bad_image_size_rejected():
+    with pytest.raises(ValueError, match="IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96"):
+        M.build_model(64, 100, encoder_weights=None)
+
+
+def test_imagenet_download_failure_falls_back_loudly(monkeypatch):
+    import efficientnet.model as effnet
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(effnet.keras_utils, "get_file", offline, raising=False)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.warns(M.WeightsFallbackWarning, match="RANDOM INITIALISATION"):
+        built, weights = M.build_model(32, 32, encoder_weights="imagenet")
+    assert weights is None and built.output_shape == (None, 32, 32, 1)
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    import segmentation_models as sm
+
+    encoder = sm.Backbones.get_backbone("efficientnetb3", input_shape=(32, 32, 3), weights=None, include_top=False)
+    path = tmp_path / "encoder.weights.h5"
+    encoder.save_weights(path)
+    built, weights = M.build_model(32, 32, encoder_weights=str(path))
+    assert weights == "local file"
+    unet = built.get_layer(index=2)  # input, normalisation, U-Net
+    stem = unet.get_layer("stem_conv")
+    np.testing.assert_array_equal(stem.get_weights()[0], encoder.get_layer("stem_conv").get_weights()[0])
+
+
+@pytest.mark.parametrize("value,message", [("missing.h5", "expected None, 'imagenet' or an existing .h5 file"),
+                                           (__file__, "must be .h5")])
+def test_bad_weights_value(value, message):
+    with pytest.raises((FileNotFoundError, ValueError), match=message):
+        M.resolve_encoder_weights(value)
+
+
+# ---------------------------------------------------------------- loss and metrics
+
+
+def masks():
+    a = np.zeros((1, 8, 8, 1), "float32")
+    a[:, 2:6, 2:6] = 1
+    b = np.zeros_like(a)
+    b[:, 6:, 6:] = 1
+    return a, b
+
+
+def metric_value(kind, y_true, y_pred):
+    metric = M.ThresholdScore(kind)
+    metric.update_state(y_true, y_pred)
+    return float(metric.result())
+
+
+def test_identical_masks_score_one_and_disjoint_zero():
+    a, b = masks()
+    for kind in ("iou", "f1"):
+        assert metric_value(kind, a, a) == pytest.approx(1.0)
+        assert metric_value(kind, a, b) == pytest.approx(0.0)
+    assert M.scores_from_counts(*M.confusion_counts(a, a)[:3])["iou"] == 1.0
+    assert M.scores_from_counts(*M.confusion_counts(a, b)[:3])["iou"] == 0.0
+
+
+def test_half_overlap_known_values():
+    a = np.zeros((1, 4, 4, 1), "float32")
+    a[:, :, :2] = 1
+    p = np.zeros_like(a)
+    p[:, :, 1:3] = 0.9  # thresholded at 0.5: tp 4, fp 4, fn 4
+    assert metric_value("iou", a, p) == pytest.approx(4 / 12)
+    assert metric_value("f1", a, p) == pytest.approx(8 / 16)
+    assert metric_value("precision", a, p) == pytest.approx(0.5)
+    assert metric_value("recall", a, p) == pytest.approx(0.5)
+
+
+def test_metric_accumulates_over_batches_not_mean_of_batches():
+    a, b = masks()
+    metric = M.ThresholdScore("iou")
+    metric.update_state(a, a)  # 16 tp
+    metric.update_state(a, b)  # 16 fn, 4 fp
+    assert float(metric.result()) == pytest.approx(16 / 36)
+
+
+def test_empty_truth_and_prediction_is_perfect():
+    empty = np.zeros((1, 4, 4, 1), "float32")
+    assert metric_value("iou", empty, empty) == 1.0
+    assert M.scores_from_counts(0, 0, 0) == {"iou": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
+
+
+def test_loss_zero_for_perfect_and_large_for_wrong():
+    a, b = masks()
+    perfect = float(M.bce_jaccard_loss(a, np.clip(a, 1e-7, 1 - 1e-7)))
+    wrong = float(M.bce_jaccard_loss(a, np.clip(b, 1e-7, 1 - 1e-7)))
+    assert perfect == pytest.approx(0.0, abs=1e-3)
+    assert wrong > 1.5
+
+
+def test_saved_model_reloads_in_fresh_process(unet, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "model.keras"
+    keras.Model(unet.inputs, unet.outputs).save(path)
+    x = np.random.default_rng(0).random((1, 64, 96, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    expected = np.asarray(unet.predict_on_batch(x))
+    script = (
+        "import numpy as np, birdseg_utils as bu; "
+        f"m = bu.load_model(r'{path}'); np.save(r'{tmp_path / 'y.npy'}', m.predict_on_batch(np.load(r'{tmp_path / 'x.npy'}')))"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, capture_output=True)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+
+
+def test_load_model_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved model here"):
+        M.load_model(tmp_path)
+

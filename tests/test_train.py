@@ -1,0 +1,115 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from birdseg import data, train
+from birdseg.files import read_json
+from birdseg.model import compile_model
+
+
+def tiny_model(size=32):
+    """A two-layer conv net with dropout: the training loop's mechanics without EfficientNet's cost."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Dropout(0.3)(x)
+    return compile_model(keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x)), 1e-2)
+
+
+def loaders(dataset_root, seed=0, size=32):
+    train_set = data.load_split(dataset_root, "train", size, size, training=True)
+    val_set = data.load_split(dataset_root, "val", size, size)
+    return data.Dataloader(train_set, 2, shuffle=True, seed=seed), data.Dataloader(val_set, 2), val_set
+
+
+def fit(run_dir, dataset_root, epochs, seed=0, **kwargs):
+    train.set_seed(seed)
+    model = tiny_model()
+    train_loader, val_loader, val_set = loaders(dataset_root, seed)
+    history = train.train(model, train_loader, val_loader, run_dir, epochs, preview_samples=[val_set[0]],
+                          verbose=0, tensorboard=False, **kwargs)
+    return model, history
+
+
+def test_run_dirs_are_new_and_config_complete(tmp_path):
+    first, params = train.start_run({"EPOCHS": 3, "SEED": 1}, tmp_path)
+    second, _ = train.start_run({"EPOCHS": 3, "SEED": 1}, tmp_path)
+    assert first != second and first.parent == second.parent == tmp_path
+    config = read_json(first / "config.json")
+    assert config["parameters"] == {"EPOCHS": 3, "SEED": 1} == params
+    assert {"tensorflow", "keras", "segmentation_models", "python"} <= set(config["versions"])
+    assert config["device"].startswith(("CPU", "GPU")) and "git_commit" in config and config["created_utc"]
+
+
+def test_resume_keeps_saved_parameters_and_can_extend_epochs(tmp_path):
+    run_dir, _ = train.start_run({"EPOCHS": 3, "SEED": 1}, tmp_path)
+    _, params = train.start_run({"EPOCHS": 5, "SEED": 99}, tmp_path, resume=run_dir)
+    assert params == {"EPOCHS": 5, "SEED": 1}
+    assert read_json(run_dir / "config.json")["parameters"]["EPOCHS"] == 5
+    with pytest.raises(FileNotFoundError, match="no config.json there"):
+        train.start_run({}, tmp_path, resume=tmp_path / "nope")
+
+
+def test_train_writes_run_files(tmp_path, tiny_dataset):
+    model, history = fit(tmp_path, tiny_dataset, epochs=3)
+    assert len(history["loss"]) == 3 and {"val_iou_score", "val_f1_score", "learning_rate"} <= set(history)
+    assert train.load_history(tmp_path)["val_loss"] == pytest.approx(history["val_loss"], rel=1e-5)
+    for epoch in (1, 2, 3):
+        figure = tmp_path / f"results_epoch_{epoch}.png"
+        assert Image.open(figure).size[0] > 300
+    assert keras.models.load_model(tmp_path / "model.keras", compile=False).count_params() == model.count_params()
+    state = read_json(tmp_path / "checkpoint" / "state.json")
+    assert state["epoch"] == 3 and [p.name for p in (tmp_path / "checkpoint").glob("*.h5")] == ["epoch_3.weights.h5"]
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_same_seed_same_history(tmp_path, tiny_dataset):
+    _, first = fit(tmp_path / "a", tiny_dataset, epochs=2, seed=5)
+    _, second = fit(tmp_path / "b", tiny_dataset, epochs=2, seed=5)
+    for key in ("loss", "val_loss", "val_iou_score"):
+        assert first[key] == second[key], key
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path, tiny_dataset):
+    _, full = fit(tmp_path / "full", tiny_dataset, epochs=4, seed=3)
+    fit(tmp_path / "cut", tiny_dataset, epochs=2, seed=3)  # "killed" after epoch 2
+    model, resumed = fit(tmp_path / "cut", tiny_dataset, epochs=4, seed=3)
+    assert len(resumed["loss"]) == 4
+    np.testing.assert_allclose(resumed["val_loss"], full["val_loss"], rtol=1e-4)
+    np.testing.assert_allclose(resumed["learning_rate"], full["learning_rate"])
+    full_state = read_json(tmp_path / "full" / "checkpoint" / "state.json")
+    cut_state = read_json(tmp_path / "cut" / "checkpoint" / "state.json")
+    assert cut_state["callbacks"] == pytest.approx(full_state["callbacks"])
+
+
+class PoisonedLoader(data.Dataloader):
+    """Feeds a NaN batch in the second epoch."""
+
+    def __getitem__(self, index):
+        images, masks = super().__getitem__(index)
+        if self.epoch == 1 and index == 1:
+            images = np.full_like(images, np.nan)
+        return images, masks
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_good_epoch(tmp_path, tiny_dataset):
+    train.set_seed(0)
+    model = tiny_model()
+    _, val_loader, _ = loaders(tiny_dataset)
+    train_set = data.load_split(tiny_dataset, "train", 32, 32, training=True)
+    poisoned = PoisonedLoader(train_set, 2, shuffle=True)
+    with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 2, batch 2.*Lower LEARNING_RATE"):
+        train.train(model, poisoned, val_loader, tmp_path, 4, verbose=0, tensorboard=False)
+    state = read_json(tmp_path / "checkpoint" / "state.json")
+    assert state["epoch"] == 1 and all(math.isfinite(v) for v in state["history"]["loss"])
+    assert (tmp_path / "model.keras").is_file()
+    reloaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    assert all(np.isfinite(w).all() for w in reloaded.get_weights())
+
+
+def test_history_csv_roundtrip(tmp_path):
+    history = {"loss": [1.0, 0.5], "val_iou_score": [0.1, 0.2]}
+    train.write_history_csv(tmp_path / "history.csv", history)
+    assert train.read_history_csv(tmp_path / "history.csv") == history
