@@ -62,6 +62,7 @@ from birdseg.plots import (
     visualize,
 )
 from birdseg.train import TrainingDiverged, load_history, set_seed, start_run, train
+from birdseg.viewer import show_viewer
 
 __all__ = [
     "Dataloader",
@@ -104,6 +105,7 @@ __all__ = [
     "save_metrics",
     "scores_from_counts",
     "set_seed",
+    "show_viewer",
     "start_run",
     "train",
     "visualize",

@@ -97,6 +97,18 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_export(args):
+    from birdseg.export import export_model, parity
+    from birdseg.model import load_model
+
+    model = load_model(args.model, compile=False)
+    path = export_model(model, args.out, args.format)
+    difference = parity(model, path, args.format)
+    verdict = "ok" if difference <= args.tolerance else f"ABOVE the tolerance {args.tolerance}"
+    print(f"wrote {path}; largest difference from the Keras model on random images: {difference:.2e} ({verdict})")
+    return 0 if difference <= args.tolerance else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m birdseg_utils", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -159,6 +171,13 @@ def build_parser():
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("export", help="export a model (savedmodel, tflite, onnx) and check it predicts the same")
+    p.add_argument("--model", required=True, help="a run folder or a .keras file")
+    p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference in probability")
+    p.set_defaults(run=cmd_export)
     return parser
 
 
@@ -168,7 +187,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (DatasetError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

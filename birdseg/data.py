@@ -226,7 +226,8 @@ class Dataset:
 
 
 class Dataloader(keras.utils.PyDataset):
-    """Batches a Dataset for Keras; reshuffles every epoch from (seed, epoch), so a resumed run sees the same order."""
+    """Batches a Dataset for Keras. With `shuffle`, each epoch has its own order drawn from (seed, epoch),
+    and each sample's augmentation is seeded from (seed, epoch, index): a resumed run sees the same batches."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, workers=1, use_multiprocessing=False):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing)
@@ -237,29 +238,52 @@ class Dataloader(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self._order = self._make_order()
 
-    def _make_order(self):
+    def order(self, epoch):
         order = np.arange(len(self.dataset))
         if self.shuffle:
-            np.random.default_rng(sample_seed(self.seed, "order", self.epoch)).shuffle(order)
+            np.random.default_rng(sample_seed(self.seed, "order", epoch)).shuffle(order)
         return order
+
+    def batch(self, epoch, batch_index):
+        """Batch `batch_index` of epoch `epoch`: (images, masks), a pure function of its arguments."""
+        indices = self.order(epoch)[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
+        samples = [self.dataset.get(int(i), seed=sample_seed(self.seed, epoch, int(i))) for i in indices]
+        images, masks = zip(*samples)
+        return np.stack(images), np.stack(masks)
 
     def set_epoch(self, epoch):
         self.epoch = epoch
-        self._order = self._make_order()
 
     def __len__(self):
         return math.ceil(len(self.dataset) / self.batch_size)
 
     def __getitem__(self, batch_index):
-        indices = self._order[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
-        samples = [self.dataset.get(int(i), seed=sample_seed(self.seed, self.epoch, int(i))) for i in indices]
-        images, masks = zip(*samples)
-        return np.stack(images), np.stack(masks)
+        return self.batch(self.epoch, batch_index)
 
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
+    def stream(self, start_epoch=0):
+        """Endless batches for `model.fit(..., steps_per_epoch=len(loader))`, from `start_epoch` on."""
+        return EpochStream(self, start_epoch)
+
+
+class EpochStream(keras.utils.PyDataset):
+    """Batch i is batch i % n of epoch start + i // n.
+
+    Keras announces epochs to a PyDataset at moments that do not match what tf.data has already
+    prefetched, so the epoch is derived from the batch index instead: the order cannot drift.
+    """
+
+    def __init__(self, loader, start_epoch=0):
+        super().__init__()
+        self.loader, self.start_epoch = loader, start_epoch
+
+    @property
+    def num_batches(self):
+        return None  # endless: Keras keeps one iterator across epochs
+
+    def __getitem__(self, index):
+        per_epoch = len(self.loader)
+        return self.loader.batch(self.start_epoch + index // per_epoch, index % per_epoch)
 
 
 def load_split(data_dir, split, height, width, max_images=None, training=False):

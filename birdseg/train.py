@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from birdseg import plots
+from birdseg.data import sample_seed
 from birdseg.files import atomic_path, read_json, save_figure, write_json, write_text
 from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
 
@@ -227,6 +228,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for name, callback in self.callbacks.items():
             if name in self.resumed_callback_state:
                 restore_callback_state(callback, self.resumed_callback_state[name])
+                if getattr(callback, "restore_best_weights", False) and (self.run_dir / "model.keras").is_file():
+                    # EarlyStopping follows the same monitor as the best-model file; without its best
+                    # weights it would take the current ones as best and move best_epoch.
+                    best = keras.models.load_model(self.run_dir / "model.keras", compile=False)
+                    callback.best_weights = best.get_weights()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -284,6 +290,24 @@ def read_history_csv(path):
     return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"} if rows else {}
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseed every random layer (dropout, drop-connect) from (seed, epoch) when an epoch starts.
+
+    The generators' states are not part of the checkpoint; reseeding per epoch makes epoch N's
+    randomness the same whether or not the run was interrupted before it.
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        generators = [g for layer in self.model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+        for index, generator in enumerate(generators):
+            value = sample_seed(self.seed, "layers", epoch, index) % 2**31
+            generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs, so history.csv records the cost of every epoch."""
 
@@ -314,7 +338,7 @@ def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), 
     stateful = {"best_model": best, "reduce_lr": reduce_lr, "early_stopping": early_stop}
     checkpoint = TrainingCheckpoint(run_dir, stateful)
     nan_guard = StopOnNonFinite()
-    callbacks = [nan_guard, EpochTimer(), best, reduce_lr, early_stop]
+    callbacks = [EpochSeeds(train_loader.seed), nan_guard, EpochTimer(), best, reduce_lr, early_stop]
     if preview_samples:
         callbacks.append(PredictionFigure(preview_samples, run_dir))
     if tensorboard:
@@ -322,14 +346,15 @@ def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), 
     callbacks.append(checkpoint)  # last: it records the state the others reached this epoch
 
     initial_epoch = resume_from_checkpoint(model, run_dir, checkpoint)
-    train_loader.set_epoch(initial_epoch)
     if initial_epoch >= epochs:
         print(f"{run_dir}: all {epochs} epochs already done")
     else:
         if initial_epoch:
             print(f"Resuming {run_dir} after epoch {initial_epoch} of {epochs}")
         model.fit(
-            train_loader,
+            train_loader.stream(initial_epoch),
+            steps_per_epoch=len(train_loader),
+            shuffle=False,  # the stream shuffles per epoch itself
             validation_data=val_loader,
             epochs=epochs,
             initial_epoch=initial_epoch,

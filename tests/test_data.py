@@ -127,14 +127,21 @@ def test_dataloader_batches_and_shuffles_per_epoch(split):
     assert len(loader) == 2
     images, masks = loader[0]
     assert images.shape == (2, 32, 64, 3) and masks.shape == (2, 32, 64, 1)
-    orders = []
-    for epoch in range(6):
-        loader.set_epoch(epoch)
-        orders.append(tuple(loader._order))
-    assert len(set(orders)) > 1
+    orders = [tuple(loader.order(epoch)) for epoch in range(6)]
+    assert len(set(orders)) > 1 and all(sorted(order) == [0, 1, 2] for order in orders)
     again = data.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
-    again.set_epoch(3)
-    assert tuple(again._order) == orders[3]  # a resumed run sees the same order
+    assert tuple(again.order(3)) == orders[3]  # a resumed run sees the same order
+    loader.set_epoch(4)
+    np.testing.assert_array_equal(loader[1][0], again.batch(4, 1)[0])
+
+
+def test_epoch_stream_is_a_function_of_the_batch_index(split):
+    dataset = data.Dataset(split, augmentation=data.get_training_augmentation(32, 64))
+    loader = data.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
+    stream = loader.stream(start_epoch=2)
+    assert stream.num_batches is None
+    np.testing.assert_array_equal(stream[0][1], loader.batch(2, 0)[1])
+    np.testing.assert_array_equal(stream[3][1], loader.batch(3, 1)[1])  # 2 batches per epoch
 
 
 # ---------------------------------------------------------------- embedded dataset

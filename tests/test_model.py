@@ -40,7 +40,8 @@ def test_imagenet_download_failure_falls_back_loudly(monkeypatch):
 def test_local_weights_file_is_loaded(tmp_path):
     import segmentation_models as sm
 
-    encoder = sm.Backbones.get_backbone("efficientnetb3", input_shape=(32, 32, 3), weights=None, include_top=False)
+    get_backbone = sm.inject_global_submodules(sm.Backbones.get_backbone)  # gives it sm's Keras modules
+    encoder = get_backbone("efficientnetb3", input_shape=(32, 32, 3), weights=None, include_top=False)
     path = tmp_path / "encoder.weights.h5"
     encoder.save_weights(path)
     built, weights = M.build_model(32, 32, encoder_weights=str(path))

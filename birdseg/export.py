@@ -1,0 +1,81 @@
+"""Export a trained model for deployment, and check that the export predicts what the Keras model does.
+
+Formats (with the pinned stack, see README "Export"):
+- savedmodel: TensorFlow SavedModel (TF Serving, TF.js converter, TFLite converter input).
+- tflite: TensorFlow Lite flatbuffer, float32, for mobile and edge devices.
+- onnx: ONNX via tf2onnx, for onnxruntime and other runtimes; needs `pip install -r requirements-export.txt`.
+Every export takes float32 RGB images in [0, 1] of the model's size, shape (batch, height, width, 3),
+and returns bird probabilities (batch, height, width, 1), like the Keras model.
+"""
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from birdseg.model import model_image_size
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+FILE_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
+
+
+def export_model(model, out_dir, fmt):
+    """Write `model` in format `fmt` into `out_dir`; returns the path. Nothing half-written is left on failure."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / FILE_NAMES[fmt]
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+        staged = Path(tmp) / FILE_NAMES[fmt]
+        if fmt == "savedmodel":
+            model.export(str(staged), format="tf_saved_model", verbose=False)
+        elif fmt == "tflite":
+            saved = Path(tmp) / "savedmodel"
+            model.export(str(saved), format="tf_saved_model", verbose=False)
+            staged.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+        else:
+            _require_onnx()
+            model.export(str(staged), format="onnx", verbose=False)
+        if target.is_dir():
+            shutil.rmtree(target)
+        staged.rename(target)
+    return target
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError as error:
+        raise RuntimeError(
+            f"ONNX export needs tf2onnx and onnx ({error}); install them with: pip install -r requirements-export.txt"
+        ) from error
+
+
+def predict_exported(path, fmt, batch):
+    """Run an exported model on a float32 batch; returns probabilities as a NumPy array."""
+    batch = np.asarray(batch, np.float32)
+    if fmt == "savedmodel":
+        return np.asarray(tf.saved_model.load(str(path)).serve(batch))
+    if fmt == "tflite":
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        interpreter.resize_tensor_input(inp["index"], batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp["index"], batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+
+def parity(model, path, fmt, samples=2, seed=0):
+    """Largest absolute difference between the Keras model and its export on random images."""
+    height, width = model_image_size(model)
+    batch = np.random.default_rng(seed).random((samples, height, width, 3), dtype=np.float32)
+    expected = np.asarray(model.predict_on_batch(batch))
+    return float(np.max(np.abs(predict_exported(path, fmt, batch) - expected)))

@@ -1,0 +1,68 @@
+"""An interactive viewer for predictions: browse images, move the threshold, switch overlay/mask.
+
+In a live Jupyter session it is an ipywidgets panel. Headless (papermill, nbconvert, plain Python)
+widgets cannot be shown, so it draws the same views as static figures instead.
+"""
+import os
+
+from birdseg import plots
+from birdseg.data import read_pair
+from birdseg.evaluate import batched, predict_probabilities
+from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
+
+# Set by Jupyter servers (classic, Lab, VS Code) for the kernels they start; not by papermill or nbconvert.
+LIVE_SESSION_VARIABLES = ("JPY_SESSION_NAME", "JPY_PARENT_PID", "VSCODE_PID")
+
+
+def running_live():
+    return any(name in os.environ for name in LIVE_SESSION_VARIABLES)
+
+
+def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay", title=""):
+    pred = probability > threshold
+    iou = scores_from_counts(*confusion_counts(truth, pred)[:3])["iou"]
+    shown = {"overlay": plots.overlay(image, pred), "predicted_mask": pred, "probability": probability}
+    panels = {"photo": image, "true_mask": truth}
+    panels[view] = shown[view]
+    return plots.visualize(title=f"{title}  threshold {threshold:.2f}  IoU {iou:.3f}", **panels)
+
+
+def show_viewer(model, pairs, interactive=None, max_images=24):
+    """Show the viewer for the first `max_images` (image_path, mask_path) pairs; returns the widget or figures."""
+    import matplotlib.pyplot as plt
+
+    pairs = list(pairs)[:max_images]
+    loaded = [read_pair(*pair) for pair in pairs]
+    probabilities = [p for chunk in batched(loaded, 4) for p in predict_probabilities(model, [i for i, _ in chunk])]
+    names = [image_path.name for image_path, _ in pairs]
+    if interactive is None:
+        interactive = running_live()
+    if not interactive:
+        figures = [
+            viewer_figure(image, truth, prob, threshold, title=name)
+            for (image, truth), prob, name in zip(loaded[:2], probabilities, names)
+            for threshold in (0.3, THRESHOLD, 0.7)
+        ]
+        plt.show()
+        return figures
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    output = widgets.Output()
+    index = widgets.IntSlider(0, 0, len(pairs) - 1, description="image")
+    threshold = widgets.FloatSlider(THRESHOLD, min=0.05, max=0.95, step=0.05, description="threshold")
+    view = widgets.ToggleButtons(options=["overlay", "predicted_mask", "probability"], description="view")
+
+    def redraw(_=None):
+        with output:
+            output.clear_output(wait=True)
+            image, truth = loaded[index.value]
+            viewer_figure(image, truth, probabilities[index.value], threshold.value, view.value, names[index.value])
+            plt.show()
+
+    for control in (index, threshold, view):
+        control.observe(redraw, names="value")
+    panel = widgets.VBox([widgets.HBox([index, threshold]), view, output])
+    display(panel)
+    redraw()
+    return panel

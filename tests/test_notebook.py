@@ -1,0 +1,74 @@
+"""End-to-end: the notebook runs headless; a run killed with SIGKILL resumes and matches an uninterrupted one."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import nbformat
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY, run_notebook
+
+
+def test_notebook_is_committed_clean_with_parameters_cell():
+    notebook = nbformat.read(ROOT / "Bird_Segmentation_Model.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    for name in ("DATA_DIR", "OUTPUT_DIR", "BATCH_SIZE", "EPOCHS", "IMAGE_HEIGHT", "IMAGE_WIDTH", "LEARNING_RATE",
+                 "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME"):
+        assert f"\n{name} = " in "\n" + code[0].source, name
+    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
+
+
+def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
+    executed = nbformat.read(notebook_run / "out.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "images at threshold 0.5: IoU" in text
+    images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 6, "figures are shown inline"
+    examples = sorted(p.name for p in (notebook_run / "examples").iterdir())
+    assert {"history.png", "resultbirds-up.png", "resultbirds-bottom.png", "results_epoch_3.png"} <= set(examples)
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + TINY["EPOCHS"]
+    prediction = np.asarray(trained_model.predict_on_batch(np.zeros((1, 64, 96, 3), np.float32)))
+    assert prediction.shape == (1, 64, 96, 1) and np.isfinite(prediction).all()
+
+
+def test_bad_image_size_stops_with_clear_error(tmp_path, tiny_dataset):
+    result = run_notebook(tmp_path, tiny_dataset, {"IMAGE_WIDTH": 100})
+    assert result.returncode != 0
+    assert "IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96" in result.stdout + result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir):
+    process = run_notebook(tmp_path, tiny_dataset, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = None
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and process.poll() is None:
+            states = list((tmp_path / "runs").glob("*/checkpoint/state.json"))
+            if states:
+                state = states[0]
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same session
+        process.wait()
+    assert state is not None, "no checkpoint appeared"
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert killed_at < TINY["EPOCHS"], "the run finished before it could be killed"
+    killed_dir = state.parent.parent
+    assert not (killed_dir / "metrics.json").exists()
+
+    result = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed_dir)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "runs").iterdir())) == 1, "resuming writes into the same run folder"
+    assert len((killed_dir / "history.csv").read_text().splitlines()) == 1 + TINY["EPOCHS"]
+    resumed = json.loads((killed_dir / "metrics.json").read_text())
+    uninterrupted = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("iou", "f1", "precision", "recall"):
+        assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-3), key
