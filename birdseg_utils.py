@@ -53,6 +53,7 @@ from birdseg.model import (
     confusion_counts,
     load_model,
     scores_from_counts,
+    set_precision,
 )
 from birdseg.plots import (
     overlay,
@@ -61,13 +62,14 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
-from birdseg.train import TrainingDiverged, load_history, set_seed, start_run, train
+from birdseg.train import TrainingDiverged, distribution_strategy, load_history, set_seed, start_run, train
 from birdseg.viewer import show_viewer
 
 __all__ = [
     "Dataloader",
     "Dataset",
     "DatasetError",
+    "distribution_strategy",
     "ThresholdScore",
     "TrainingDiverged",
     "WeightsFallbackWarning",
@@ -104,6 +106,7 @@ __all__ = [
     "save_figure",
     "save_metrics",
     "scores_from_counts",
+    "set_precision",
     "set_seed",
     "show_viewer",
     "start_run",

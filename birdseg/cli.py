@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from birdseg.synthetic import DEFAULT_COUNTS, DEFAULT_SEED
+
 
 def cmd_make_synthetic(args):
     from birdseg import synthetic
@@ -116,10 +118,10 @@ def build_parser():
     p = commands.add_parser("make-synthetic", help="generate the SYNTHETIC default dataset (birds_splitted)")
     p.add_argument("--out", default="birds_splitted", help="output folder (its name is the top folder)")
     p.add_argument("--zip", action="store_true", help="write <out>.zip instead of a folder")
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--train", type=int, default=20)
-    p.add_argument("--val", type=int, default=6)
-    p.add_argument("--test", type=int, default=12)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
+    p.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
+    p.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
     p.set_defaults(run=cmd_make_synthetic)
 
     p = commands.add_parser(

@@ -263,7 +263,7 @@ class Dataloader(keras.utils.PyDataset):
 
     def stream(self, start_epoch=0):
         """Endless batches for `model.fit(..., steps_per_epoch=len(loader))`, from `start_epoch` on."""
-        return EpochStream(self, start_epoch)
+        return EpochStream(self, start_epoch, workers=self.workers, use_multiprocessing=self.use_multiprocessing)
 
 
 class EpochStream(keras.utils.PyDataset):
@@ -273,8 +273,8 @@ class EpochStream(keras.utils.PyDataset):
     prefetched, so the epoch is derived from the batch index instead: the order cannot drift.
     """
 
-    def __init__(self, loader, start_epoch=0):
-        super().__init__()
+    def __init__(self, loader, start_epoch=0, **kwargs):
+        super().__init__(**kwargs)
         self.loader, self.start_epoch = loader, start_epoch
 
     @property

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import segmentation_models as sm
+import segmentation_models as sm  # SM_FRAMEWORK is set by birdseg/__init__.py, which runs first
+import tensorflow as tf
 from keras import ops
 
-import birdseg  # noqa: F401  (sets SM_FRAMEWORK before segmentation_models is imported)
 from birdseg.data import check_image_size
 
 BACKBONE = "efficientnetb3"
@@ -24,6 +24,19 @@ SMOOTH = 1e-5
 
 class WeightsFallbackWarning(UserWarning):
     """The requested encoder weights could not be loaded; training starts from random initialisation."""
+
+
+def gpu_available():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def set_precision(mixed_precision="auto"):
+    """Set the Keras dtype policy before building: "auto" is mixed float16 on GPU and float32 on CPU
+    (float16 is slower on CPUs). Returns the policy name."""
+    enabled = gpu_available() if mixed_precision == "auto" else bool(mixed_precision)
+    policy = "mixed_float16" if enabled else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
 
 
 def resolve_encoder_weights(encoder_weights):
@@ -66,6 +79,9 @@ def build_model(height=384, width=640, encoder_weights="imagenet", backbone=BACK
         mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD], name="imagenet_normalization"
     )(inputs)
     outputs = unet(x)
+    if keras.mixed_precision.global_policy().compute_dtype != "float32":
+        # Under mixed precision the sigmoid ran in float16; the loss and the users want float32.
+        outputs = keras.layers.Activation("linear", dtype="float32", name="probabilities")(outputs)
     return keras.Model(inputs, outputs, name=f"unet_{backbone}"), ("local file" if weights not in (None, "imagenet") else weights)
 
 
@@ -170,13 +186,20 @@ def scores_from_counts(tp, fp, fn):
     }
 
 
-def compile_model(model, learning_rate=1e-4):
-    """Adam + BCE/Jaccard loss, IoU and F1 at threshold 0.5. XLA stays off: on CPU it is several times slower."""
+def compile_model(model, learning_rate=1e-4, jit_compile=False):
+    """Adam + BCE/Jaccard loss, IoU and F1 at threshold 0.5.
+
+    XLA (`jit_compile=True`) is used on GPU only: on CPU it made training steps several times slower.
+    Under a mixed-precision policy Keras wraps Adam in a loss-scale optimizer by itself.
+    """
+    if jit_compile and not gpu_available():
+        warnings.warn("jit_compile=True ignored: XLA is several times slower on CPU", stacklevel=2)
+        jit_compile = False
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=bce_jaccard_loss,
         metrics=[ThresholdScore("iou"), ThresholdScore("f1")],
-        jit_compile=False,
+        jit_compile=jit_compile,
     )
     return model
 

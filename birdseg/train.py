@@ -23,7 +23,7 @@ import tensorflow as tf
 from birdseg import plots
 from birdseg.data import sample_seed
 from birdseg.files import atomic_path, read_json, save_figure, write_json, write_text
-from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
+from birdseg.model import THRESHOLD, confusion_counts, gpu_available, scores_from_counts
 
 MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
 CHECKPOINT_DIR = "checkpoint"
@@ -37,10 +37,6 @@ class TrainingDiverged(RuntimeError):
 # ---------------------------------------------------------------- seeds and devices
 
 
-def gpu_available():
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def set_seed(seed, deterministic=None):
     """Seed Python, NumPy and TensorFlow; make TF ops deterministic (default: on CPU only).
 
@@ -51,6 +47,17 @@ def set_seed(seed, deterministic=None):
         deterministic = not gpu_available()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def distribution_strategy(devices=None):
+    """Where to train: several machines when TF_CONFIG describes a cluster (MultiWorkerMirroredStrategy),
+    every visible GPU when there are several (or the given `devices`) with MirroredStrategy, else one device.
+    Build and compile the model inside `strategy.scope()`; BATCH_SIZE is then the global batch."""
+    if "TF_CONFIG" in os.environ:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if devices or len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
 
 
 def describe_device():

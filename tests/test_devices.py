@@ -1,0 +1,88 @@
+"""GPU-only switches and multi-device training paths, exercised on the CPU so they cannot rot."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from birdseg import model as M
+from conftest import ROOT
+
+TRAIN_ON_TWO_CPUS = textwrap.dedent("""
+    import json, os, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    from birdseg import data, train
+    from birdseg.model import compile_model
+    devices = None if "TF_CONFIG" in os.environ else ["/cpu:0", "/cpu:1"]
+    strategy = train.distribution_strategy(devices)
+    with strategy.scope():
+        inputs = keras.Input((32, 32, 3))
+        outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
+        model = compile_model(keras.Model(inputs, outputs), 1e-2)
+    loader = data.Dataloader(data.load_split(sys.argv[1], "train", 32, 32, training=True), 4, True, 0)
+    history = model.fit(loader.stream(), steps_per_epoch=len(loader), epochs=2, verbose=0, shuffle=False)
+    print(json.dumps({"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                      "loss": history.history["loss"]}))
+""")
+
+
+def run_script(dataset, env=None):
+    result = subprocess.run([sys.executable, "-c", TRAIN_ON_TWO_CPUS, str(dataset)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_strategy_trains_on_two_logical_devices(tiny_dataset):
+    out = run_script(tiny_dataset)
+    assert out["strategy"] == "MirroredStrategy" and out["replicas"] == 2
+    assert all(np.isfinite(out["loss"]))
+
+
+def test_multi_worker_strategy_from_tf_config(tiny_dataset, unused_tcp_port):
+    import os
+
+    config = {"cluster": {"worker": [f"localhost:{unused_tcp_port}"]}, "task": {"type": "worker", "index": 0}}
+    out = run_script(tiny_dataset, env={**os.environ, "TF_CONFIG": json.dumps(config)})
+    assert out["strategy"] == "MultiWorkerMirroredStrategy" and all(np.isfinite(out["loss"]))
+
+
+@pytest.fixture
+def unused_tcp_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_default_strategy_on_one_cpu():
+    from birdseg.train import distribution_strategy
+
+    assert distribution_strategy().num_replicas_in_sync == 1
+
+
+def test_mixed_precision_keeps_float32_output():
+    try:
+        assert M.set_precision(True) == "mixed_float16"
+        built, _ = M.build_model(32, 32, encoder_weights=None)
+        assert built.layers[-1].name == "probabilities" and built.output.dtype == "float32"
+        out = np.asarray(built.predict_on_batch(np.random.rand(1, 32, 32, 3).astype("float32")))
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert M.set_precision("auto") == "float32"  # no GPU here: float16 would only be slower
+
+
+def test_xla_refused_on_cpu():
+    inputs = keras.Input((8, 8, 3))
+    tiny = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    with pytest.warns(UserWarning, match="XLA is several times slower on CPU"):
+        M.compile_model(tiny, jit_compile=True)
+    assert tiny.jit_compile is False
