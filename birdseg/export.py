@@ -58,7 +58,8 @@ def predict_exported(path, fmt, batch):
     """Run an exported model on a float32 batch; returns probabilities as a NumPy array."""
     batch = np.asarray(batch, np.float32)
     if fmt == "savedmodel":
-        return np.asarray(tf.saved_model.load(str(path)).serve(batch))
+        serving = tf.saved_model.load(str(path)).signatures["serving_default"]  # what TF Serving calls
+        return np.asarray(next(iter(serving(image=tf.constant(batch)).values())))
     if fmt == "tflite":
         interpreter = tf.lite.Interpreter(model_path=str(path))
         (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()

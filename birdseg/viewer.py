@@ -10,8 +10,9 @@ from birdseg.data import read_pair
 from birdseg.evaluate import batched, predict_probabilities
 from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
 
-# Set by Jupyter servers (classic, Lab, VS Code) for the kernels they start; not by papermill or nbconvert.
-LIVE_SESSION_VARIABLES = ("JPY_SESSION_NAME", "JPY_PARENT_PID", "VSCODE_PID")
+# Set for the kernels that Jupyter Server (Notebook 7, Lab) and VS Code start; papermill and nbconvert set
+# neither (jupyter_client's JPY_PARENT_PID is set for every kernel, headless ones too, so it cannot tell).
+LIVE_SESSION_VARIABLES = ("JPY_SESSION_NAME", "VSCODE_PID")
 
 
 def running_live():

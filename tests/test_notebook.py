@@ -28,6 +28,7 @@ def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     assert "images at threshold 0.5: IoU" in text
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6, "figures are shown inline"
+    assert "VBox(" not in text, "headless: the viewer falls back to static figures, not widgets"
     examples = sorted(p.name for p in (notebook_run / "examples").iterdir())
     assert {"history.png", "resultbirds-up.png", "resultbirds-bottom.png", "results_epoch_3.png"} <= set(examples)
     history = (run_dir / "history.csv").read_text().splitlines()
