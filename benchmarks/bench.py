@@ -113,8 +113,6 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    import numpy as np
-
     from birdseg import data
     from birdseg.model import build_model, compile_model
 
@@ -148,7 +146,6 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
         "fit_in_memory_s": in_memory,
         "steps": steps,
         "pipeline_overhead_pct": 100 * (with_loader - in_memory) / in_memory,
-        "image_mean": float(np.mean(batches[0][0])),
     }
 
 
