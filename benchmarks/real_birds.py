@@ -99,11 +99,9 @@ def run_fold(train_pairs, val_pairs, test_pairs, args, seconds, run_dir):
               validation_data=data.Dataloader(val_set, args.batch_size), shuffle=False,
               callbacks=[budget.callback, train.BestModelCheckpoint(run_dir / "model.keras")])
     seconds_used = time.perf_counter() - start
-    best = run_dir / "model.keras"
-    if best.exists():
-        import keras
-
-        model.set_weights(keras.models.load_model(best, compile=False).get_weights())
+    weights = train.best_weights(run_dir)
+    if weights is not None:
+        model.set_weights(weights)
     val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
     threshold = evaluate.best_threshold(val_metrics)[0]  # chosen on validation, never on test
     test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)

@@ -77,7 +77,7 @@ def cmd_evaluate(args):
     from birdseg.data import find_pairs
     from birdseg.files import save_figure
     from birdseg.model import load_model
-    from birdseg.plots import plot_threshold_sweep, prediction_grid
+    from birdseg.plots import prediction_grid
 
     rows = []
     for model_path in args.model:
@@ -86,9 +86,7 @@ def cmd_evaluate(args):
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet)
         out = Path(args.out) / (Path(model_path).stem if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
-        sweep = metrics["sweep"]
-        save_figure(plot_threshold_sweep(sweep["thresholds"], sweep["iou"], sweep["f1"],
-                                         evaluate.best_threshold(metrics)[0]), out / "threshold_sweep.png")
+        save_figure(evaluate.sweep_figure(metrics), out / "threshold_sweep.png")
         worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]
         save_figure(prediction_grid(evaluate.figure_rows(model, pairs, worst, args.threshold),
                                     title=f"Worst {len(worst)} images by IoU"), out / "worst.png")

@@ -6,6 +6,7 @@ layout, and the official CUB-200-2011 archives (read without unpacking). Output 
 renamed at the end, so an interrupted build leaves no half dataset. Groups (clips, species, sessions)
 never straddle splits.
 """
+import contextlib
 import hashlib
 import io
 import re
@@ -273,6 +274,19 @@ def prepare_output(out, overwrite):
     return out
 
 
+@contextlib.contextmanager
+def staged_dataset(out, overwrite):
+    """Yield an empty `<staging>/{train,val,test}/{images,mask}` tree; it replaces `out` only if the block finishes."""
+    out = prepare_output(out, overwrite)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".build-{out.name}-") as tmp:
+        staging = Path(tmp) / out.name
+        for split in SPLITS:
+            (staging / split / "images").mkdir(parents=True)
+            (staging / split / "mask").mkdir(parents=True)
+        yield staging
+        commit_output(staging, out)
+
+
 def commit_output(staging, out):
     """Move a finished build into place, replacing an old one only now that the new one is complete."""
     old = None
@@ -302,20 +316,15 @@ def write_sample(split_dir, sample, threshold):
 
 def build_dataset(samples_by_split, out, threshold=127, overwrite=False, progress=True):
     """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport."""
-    out = prepare_output(out, overwrite)
     total = sum(len(s) for s in samples_by_split.values())
     non_binary = 0
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".build-{out.name}-") as tmp:
-        staging = Path(tmp) / out.name
+    with staged_dataset(out, overwrite) as staging:
         with tqdm(total=total, desc="writing", unit="img", disable=not progress) as bar:
             for split in SPLITS:
-                split_dir = staging / split
-                (split_dir / "images").mkdir(parents=True)
-                (split_dir / "mask").mkdir(parents=True)
                 for sample in samples_by_split.get(split, []):
-                    non_binary += not write_sample(split_dir, sample, threshold)
+                    non_binary += not write_sample(staging / split, sample, threshold)
                     bar.update()
-        commit_output(staging, out)
+    out = Path(out)
     groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
     return BuildReport(out, {s: len(v) for s, v in samples_by_split.items()}, non_binary, groups)
 
@@ -354,13 +363,8 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_spec
         by_split = {"train": [s for s in train if s.stem not in val_set],
                     "val": [s for s in train if s.stem in val_set], "test": test}
     split_of = {s.stem: split for split, items in by_split.items() for s in items}
-    out = prepare_output(out, overwrite)
     non_binary = 0
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".build-{out.name}-") as tmp:
-        staging = Path(tmp) / out.name
-        for split in SPLITS:
-            (staging / split / "images").mkdir(parents=True)
-            (staging / split / "mask").mkdir(parents=True)
+    with staged_dataset(out, overwrite) as staging:
         written = 0
         with tqdm(total=len(samples), desc="CUB", unit="img", disable=not progress) as bar:
             for relative, data in iter_cub_images(cub_archive):
@@ -375,7 +379,7 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_spec
                 bar.update()
         if written != len(samples):
             raise DatasetError(f"{cub_archive}: images.txt lists {len(samples)} images, the archive holds {written}")
-        commit_output(staging, out)
+    out = Path(out)
     groups = {s: sorted({x.group for x in items}) for s, items in by_split.items()}
     return BuildReport(out, {s: len(v) for s, v in by_split.items()}, non_binary, groups)
 

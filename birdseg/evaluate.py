@@ -118,6 +118,12 @@ def best_threshold(metrics):
     return sweep["thresholds"][index], sweep["iou"][index]
 
 
+def sweep_figure(metrics):
+    """IoU and F1 against the threshold, with the best-IoU threshold marked."""
+    sweep = metrics["sweep"]
+    return plots.plot_threshold_sweep(sweep["thresholds"], sweep["iou"], sweep["f1"], best_threshold(metrics)[0])
+
+
 def save_metrics(out_dir, metrics):
     """Write metrics.json and per_image.csv into `out_dir`."""
     out_dir = Path(out_dir)
@@ -174,10 +180,7 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
     figures["resultbirds-bottom.png"] = plots.prediction_grid(
         figure_rows(model, pairs, ranked[::-1][:count], threshold), title="Worst-scoring test images"
     )
-    sweep = metrics["sweep"]
-    figures["threshold_sweep.png"] = plots.plot_threshold_sweep(
-        sweep["thresholds"], sweep["iou"], sweep["f1"], best_threshold(metrics)[0]
-    )
+    figures["threshold_sweep.png"] = sweep_figure(metrics)
     for name, fig in figures.items():
         save_figure(fig, Path(out_dir) / name, close=False)
     return figures

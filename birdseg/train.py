@@ -235,11 +235,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for name, callback in self.callbacks.items():
             if name in self.resumed_callback_state:
                 restore_callback_state(callback, self.resumed_callback_state[name])
-                if getattr(callback, "restore_best_weights", False) and (self.run_dir / "model.keras").is_file():
+                if getattr(callback, "restore_best_weights", False):
                     # EarlyStopping follows the same monitor as the best-model file; without its best
                     # weights it would take the current ones as best and move best_epoch.
-                    best = keras.models.load_model(self.run_dir / "model.keras", compile=False)
-                    callback.best_weights = best.get_weights()
+                    callback.best_weights = best_weights(self.run_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -263,6 +262,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for old in self.dir.glob("epoch_*.weights.h5"):
             if old.name != weights_name:
                 old.unlink(missing_ok=True)
+
+
+def best_weights(run_dir):
+    """Weights of the best epoch, from `run_dir/model.keras`, or None if no epoch was saved yet."""
+    path = Path(run_dir) / "model.keras"
+    return keras.models.load_model(path, compile=False).get_weights() if path.is_file() else None
 
 
 def callback_state(callback):
@@ -374,8 +379,9 @@ def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), 
             f"Training stopped: {nan_guard.reason}. Lower LEARNING_RATE or check the data; {kept}; "
             f"the last completed epoch is in {run_dir / CHECKPOINT_DIR}."
         )
-    if best.path.exists():
-        model.set_weights(keras.models.load_model(best.path, compile=False).get_weights())
+    weights = best_weights(run_dir)
+    if weights is not None:
+        model.set_weights(weights)
     return checkpoint.history
 
 
