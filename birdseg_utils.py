@@ -51,10 +51,13 @@ from birdseg.model import (
     build_model,
     compile_model,
     confusion_counts,
+    describe_weights,
     load_model,
     scores_from_counts,
     set_precision,
 )
+from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
+from birdseg.recipe import choose_recipe
 from birdseg.plots import (
     overlay,
     overlay_gallery,
@@ -62,7 +65,15 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
-from birdseg.train import TrainingDiverged, distribution_strategy, load_history, set_seed, start_run, train
+from birdseg.train import (
+    TrainingDiverged,
+    distribution_strategy,
+    load_history,
+    record_encoder_weights,
+    set_seed,
+    start_run,
+    train,
+)
 from birdseg.viewer import show_viewer
 
 __all__ = [
@@ -70,6 +81,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "distribution_strategy",
+    "EncoderWeightsError",
     "ThresholdScore",
     "TrainingDiverged",
     "WeightsFallbackWarning",
@@ -77,8 +89,10 @@ __all__ = [
     "build_model",
     "check_dataset",
     "check_image_size",
+    "choose_recipe",
     "compile_model",
     "confusion_counts",
+    "describe_weights",
     "ensure_dataset",
     "evaluate_pairs",
     "evaluate_split",
@@ -90,6 +104,7 @@ __all__ = [
     "load_history",
     "load_model",
     "load_split",
+    "locate_encoder_weights",
     "main",
     "overlay",
     "overlay_gallery",
@@ -103,6 +118,7 @@ __all__ = [
     "read_json",
     "read_mask",
     "read_pair",
+    "record_encoder_weights",
     "save_figure",
     "save_metrics",
     "scores_from_counts",

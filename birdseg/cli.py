@@ -109,6 +109,22 @@ def cmd_export(args):
     return 0 if difference <= args.tolerance else 1
 
 
+def cmd_download_weights(args):
+    from birdseg import pretrained
+    from birdseg.model import build_model
+
+    try:
+        path = pretrained.fetch_imagenet_weights()
+    except Exception as error:  # noqa: BLE001  (keras.utils.get_file raises a bare Exception offline)
+        print(f"error: could not download {pretrained.KERAS_URL} ({error}). On a machine that can, run this command "
+              f"and copy the file it prints to {pretrained.keras_cache_path()} here.", file=sys.stderr)
+        return 1
+    build_model(32, 32, encoder_weights=str(path))  # proves the file fits the encoder before anyone relies on it
+    print(f"{path}\nsha256 {pretrained.sha256(path)}\nFor an offline machine: copy this file to "
+          f"~/.keras/models/{pretrained.KERAS_FILE} there (or $KERAS_HOME/models/), or set ENCODER_WEIGHTS to its path.")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m birdseg_utils", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -178,6 +194,12 @@ def build_parser():
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference in probability")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("download-weights", help="fetch ImageNet EfficientNetB3 weights into the Keras cache",
+                            description="Downloads Keras' efficientnetb3_notop.h5 once (hash-checked) into "
+                            "$KERAS_HOME/models (default ~/.keras/models), checks that it fits the encoder, and "
+                            "prints its path and sha256, to copy to an offline machine.")
+    p.set_defaults(run=cmd_download_weights)
     return parser
 
 

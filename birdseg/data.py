@@ -5,13 +5,17 @@ Layout read here (the same as `birds_splitted.zip`):
     <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png
     <root>/{train,val,test}/mask/<stem>.png|.jpg|...
 
-Images become float32 RGB in [0, 1]; masks are read as grayscale and binarised (> 127 -> 1).
+Images become float32 RGB in [0, 1], turned upright by their EXIF orientation (every size check uses
+that upright size too). Masks in any common encoding become {0, 1} through one rule, `decode_mask`,
+used by training, evaluation, the dataset builder and check-dataset alike.
 """
 import hashlib
+import io
 import math
 import tempfile
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import albumentations as A
@@ -96,15 +100,67 @@ def read_image(path):
         raise DatasetError(f"{path}: cannot read image ({error})") from error
 
 
-def read_mask(path):
-    """Read a mask as grayscale and binarise it: uint8 {0, 1}."""
+EXIF_ORIENTATION = 0x0112
+ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def upright_size(img):
+    """(width, height) of an opened image as read_image returns it: after its EXIF orientation (header only)."""
+    width, height = img.size
+    rotated = img.getexif().get(EXIF_ORIENTATION) in ROTATED_ORIENTATIONS
+    return (height, width) if rotated else (width, height)
+
+
+@dataclass(frozen=True)
+class MaskReading:
+    """A decoded mask: `foreground` bool HxW, the `kind` of encoding found, and a `warning` when ambiguous."""
+
+    foreground: np.ndarray
+    kind: str
+    warning: str = None
+
+
+def decode_mask(source, threshold=MASK_THRESHOLD, name=None):
+    """The one rule for what a bird pixel is, for every path (training, evaluation, building, checking).
+
+    - palette images (VOC/DAVIS-2017 style): every index other than 0 is bird;
+    - RGB/RGBA masks are read by their luminance, then as grey;
+    - grey with at most one value besides 0 ({0, 255}, {0, 1}, {0, 38}, 16-bit {0, 65535}): that value is bird;
+    - soft grey (more values): above `threshold` (scaled to 16 bits when needed) is bird. When no value is above
+      it the mask reads as empty, and `warning` says so: such a mask is probably a 0..N label map.
+
+    `source` is a path or the file's bytes; `name` names it in messages. Raises DatasetError when unreadable.
+    """
+    name = name or str(source)
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.load()
-            gray = np.asarray(img.convert("L"))
+            if img.mode == "P":
+                return MaskReading(np.asarray(img) != 0, "palette")
+            if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+                img = img.convert("L")
+            values = np.asarray(img)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"{path}: cannot read mask ({error})") from error
-    return (gray > MASK_THRESHOLD).astype(np.uint8)
+        raise DatasetError(f"{name}: cannot read mask ({error})") from error
+    if values.ndim != 2:
+        raise DatasetError(f"{name}: unsupported mask shape {values.shape}")
+    distinct = np.unique(values)
+    high = int(distinct[-1])
+    depth = " (16-bit)" if high > 255 or values.dtype == np.uint16 else ""
+    if len(distinct) <= 2 and distinct[0] == 0:
+        return MaskReading(values != 0, f"binary 0/{high}{depth}" if high else "empty")
+    cut = threshold * (257 if depth else 1)
+    foreground = values > cut
+    warning = None
+    if not foreground.any():
+        warning = (f"{name}: a mask of {len(distinct)} grey values, all <= {cut:g}, read as all background; "
+                   "if its values are class labels, save bird pixels as 255 (or any single value) and others as 0")
+    return MaskReading(foreground, f"soft, threshold {threshold}{depth}", warning)
+
+
+def read_mask(path):
+    """Read a mask with `decode_mask`: uint8 {0, 1}."""
+    return decode_mask(path).foreground.astype(np.uint8)
 
 
 def read_pair(image_path, mask_path):

@@ -23,12 +23,15 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from birdseg.data import (
+    MASK_THRESHOLD,
     SPLITS,
     DatasetError,
+    decode_mask,
     ensure_dataset,
     find_pairs,
     is_image_file,
     list_images,
+    upright_size,
 )
 from birdseg.files import atomic_path
 
@@ -48,43 +51,15 @@ class Sample:
     mask_source: str = ""  # for messages
 
 
-# ---------------------------------------------------------------- masks in any encoding
-
-
-def normalise_mask(data, threshold=127, source="mask"):
-    """Decode mask bytes of any common encoding to bool foreground, and say if it was not binary.
-
-    Palette PNG: index 0 is background, every other index foreground (DAVIS, labelling tools).
-    0/1 masks: 1 is foreground. RGB(A) and 8/16-bit gray: luminance above `threshold` (scaled to the bit depth).
-    Returns (foreground bool HxW, was_binary).
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if img.mode == "P":
-                values = np.asarray(img)
-                return values != 0, len(np.unique(values)) <= 2
-            if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
-                img = img.convert("L")
-            values = np.asarray(img)
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{source}: cannot read mask ({error})") from error
-    if values.ndim != 2:
-        raise DatasetError(f"{source}: unsupported mask shape {values.shape}")
-    distinct = np.unique(values)
-    if distinct.max(initial=0) <= 1:
-        return values > 0, True
-    scale = 65535 / 255 if values.dtype == np.uint16 or distinct.max() > 255 else 1
-    binary = len(distinct) <= 2 and distinct.min() == 0
-    return values > threshold * scale, binary
+# ---------------------------------------------------------------- images
 
 
 def image_size(data, source):
-    """(width, height) of image bytes, decoding fully so truncated files are caught."""
+    """Upright (width, height) of image bytes (as read_image returns it), decoding fully so truncated files are caught."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            return img.size
+            return upright_size(img)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{source}: cannot read image ({error})") from error
 
@@ -255,6 +230,12 @@ class BuildReport:
     counts: dict
     non_binary_masks: int = 0
     groups: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def note_mask(self, reading):
+        self.non_binary_masks += reading.kind.startswith("soft")
+        if reading.warning:
+            self.warnings.append(reading.warning)
 
     def summary(self):
         lines = [f"wrote {self.out}: " + ", ".join(f"{split} {n}" for split, n in self.counts.items())]
@@ -263,6 +244,7 @@ class BuildReport:
             lines.append(f"  {split} groups: {shown}")
         if self.non_binary_masks:
             lines.append(f"  warning: {self.non_binary_masks} mask(s) were not binary and were thresholded")
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -300,10 +282,11 @@ def commit_output(staging, out):
 
 
 def write_sample(split_dir, sample, threshold):
-    """Write one checked pair; returns whether its mask was binary."""
+    """Write one checked pair (mask as PNG {0, 255}); returns the MaskReading of its mask."""
     image_bytes = sample.read_image_bytes()
     width, height = image_size(image_bytes, sample.image_name)
-    foreground, binary = normalise_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
+    reading = decode_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
+    foreground = reading.foreground
     if foreground.shape != (height, width):
         raise DatasetError(
             f"{sample.mask_source}: mask is {foreground.shape[1]}x{foreground.shape[0]} but image "
@@ -311,22 +294,21 @@ def write_sample(split_dir, sample, threshold):
         )
     (split_dir / "images" / sample.image_name).write_bytes(image_bytes)
     Image.fromarray(foreground.astype(np.uint8) * 255).save(split_dir / "mask" / f"{sample.stem}.png")
-    return binary
+    return reading
 
 
 def build_dataset(samples_by_split, out, threshold=127, overwrite=False, progress=True):
     """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport."""
     total = sum(len(s) for s in samples_by_split.values())
-    non_binary = 0
+    groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
+    report = BuildReport(Path(out), {s: len(v) for s, v in samples_by_split.items()}, groups=groups)
     with staged_dataset(out, overwrite) as staging:
         with tqdm(total=total, desc="writing", unit="img", disable=not progress) as bar:
             for split in SPLITS:
                 for sample in samples_by_split.get(split, []):
-                    non_binary += not write_sample(staging / split, sample, threshold)
+                    report.note_mask(write_sample(staging / split, sample, threshold))
                     bar.update()
-    out = Path(out)
-    groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
-    return BuildReport(out, {s: len(v) for s, v in samples_by_split.items()}, non_binary, groups)
+    return report
 
 
 def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_species=False, ratios=DEFAULT_RATIOS,
@@ -363,7 +345,8 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_spec
         by_split = {"train": [s for s in train if s.stem not in val_set],
                     "val": [s for s in train if s.stem in val_set], "test": test}
     split_of = {s.stem: split for split, items in by_split.items() for s in items}
-    non_binary = 0
+    groups = {s: sorted({x.group for x in items}) for s, items in by_split.items()}
+    report = BuildReport(Path(out), {s: len(v) for s, v in by_split.items()}, groups=groups)
     with staged_dataset(out, overwrite) as staging:
         written = 0
         with tqdm(total=len(samples), desc="CUB", unit="img", disable=not progress) as bar:
@@ -373,15 +356,13 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_spec
                     continue
                 sample = by_stem[stem]
                 sample.read_image_bytes = lambda d=data: d
-                non_binary += not write_sample(staging / split_of[stem], sample, threshold)
+                report.note_mask(write_sample(staging / split_of[stem], sample, threshold))
                 sample.read_image_bytes = None  # free the image bytes
                 written += 1
                 bar.update()
         if written != len(samples):
             raise DatasetError(f"{cub_archive}: images.txt lists {len(samples)} images, the archive holds {written}")
-    out = Path(out)
-    groups = {s: sorted({x.group for x in items}) for s, items in by_split.items()}
-    return BuildReport(out, {s: len(v) for s, v in by_split.items()}, non_binary, groups)
+    return report
 
 
 def zip_dataset(folder, zip_path=None):
@@ -408,6 +389,7 @@ class DatasetReport:
     foreground: dict = field(default_factory=dict)
     empty_masks: list = field(default_factory=list)
     non_binary_masks: list = field(default_factory=list)
+    mask_kinds: dict = field(default_factory=dict)  # split -> Counter of decode_mask kinds
     duplicates: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
@@ -427,7 +409,8 @@ class DatasetReport:
             common = ", ".join(f"{w}x{h}: {n}" for (w, h), n in self.sizes.most_common(6))
             lines.append(f"  image sizes: {common}" + (f" (+{len(self.sizes) - 6} more sizes)" if len(self.sizes) > 6 else ""))
         for split, fraction in self.foreground.items():
-            lines.append(f"  {split}: bird pixels {100 * fraction:.2f}% on average")
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in self.mask_kinds.get(split, Counter()).most_common())
+            lines.append(f"  {split}: bird pixels {100 * fraction:.2f}% on average; masks {kinds}")
         if self.empty_masks:
             lines.append(f"  {len(self.empty_masks)} image(s) with an empty mask (no bird): fine if intended")
         lines += [f"  WARNING: {w}" for w in self.warnings]
@@ -480,11 +463,17 @@ def check_dataset(path, quick=False):
             report.errors.append(f"the same image is in several splits: {', '.join(names)}")
     if report.non_binary_masks:
         shown = ", ".join(report.non_binary_masks[:10]) + _more(report.non_binary_masks, 10)
-        report.warnings.append(f"{len(report.non_binary_masks)} mask(s) are not binary (binarised at >127): {shown}")
+        report.warnings.append(
+            f"{len(report.non_binary_masks)} mask(s) are not binary (binarised at >{MASK_THRESHOLD}): {shown}"
+        )
     for split in SPLITS:
         if split in report.counts and not quick and report.foreground.get(split, 1) == 0:
             report.warnings.append(f"{split}: no mask has any bird pixel")
     return report
+
+
+def split_of(mask_path):
+    return Path(mask_path).parent.parent.name  # <root>/<split>/mask/<file>
 
 
 def _check_pair(image_path, mask_path, report, quick):
@@ -492,14 +481,18 @@ def _check_pair(image_path, mask_path, report, quick):
     try:
         if quick:
             with Image.open(image_path) as img, Image.open(mask_path) as mask:
-                image_size_, mask_size = img.size, mask.size
+                image_size_, mask_size = upright_size(img), mask.size
         else:
             data = image_path.read_bytes()
             image_size_ = image_size(data, image_path)
-            foreground, binary = normalise_mask(mask_path.read_bytes(), source=str(mask_path))
+            reading = decode_mask(mask_path)
+            foreground = reading.foreground
             mask_size = foreground.shape[::-1]
-            if not binary:
+            report.mask_kinds.setdefault(split_of(mask_path), Counter())[reading.kind] += 1
+            if reading.kind.startswith("soft"):
                 report.non_binary_masks.append(str(mask_path))
+            if reading.warning:
+                report.warnings.append(reading.warning)
     except (OSError, DatasetError) as error:
         report.errors.append(str(error) if isinstance(error, DatasetError) else f"{image_path}: {error}")
         return None

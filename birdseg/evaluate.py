@@ -187,15 +187,22 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
 
 
 def publish_figures(run_dir, examples_dir):
-    """Copy a run's figures (results_epoch_N.png and the evaluation figures) into `examples_dir`."""
+    """Copy a run's figures into `examples_dir`: the evaluation figures and the last epoch's
+    `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all). Temporary
+    files of an interrupted write (dot-files) are never published."""
     if not examples_dir:
         return []
     examples_dir = Path(examples_dir)
     examples_dir.mkdir(parents=True, exist_ok=True)
     for stale in examples_dir.glob("results_epoch_*.png"):
         stale.unlink()
+    figures = [path for path in Path(run_dir).glob("*.png") if not path.name.startswith(".")]
+    epochs = [path for path in figures if path.name.startswith("results_epoch_")]
+    if epochs:
+        last = max(epochs, key=lambda path: int(path.stem.rsplit("_", 1)[1]))
+        figures = [path for path in figures if path not in epochs] + [last]
     copied = []
-    for source in sorted(Path(run_dir).glob("*.png")):
+    for source in sorted(figures):
         with atomic_path(examples_dir / source.name) as tmp:
             shutil.copyfile(source, tmp)
         copied.append(examples_dir / source.name)

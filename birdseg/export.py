@@ -7,6 +7,7 @@ Formats (with the pinned stack, see README "Export"):
 Every export takes float32 RGB images in [0, 1] of the model's size, shape (batch, height, width, 3),
 and returns bird probabilities (batch, height, width, 1), like the Keras model.
 """
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,9 +39,9 @@ def export_model(model, out_dir, fmt):
         else:
             _require_onnx()
             model.export(str(staged), format="onnx", verbose=False)
-        if target.is_dir():
+        if target.is_dir():  # a SavedModel is a folder: os.replace cannot replace a non-empty one
             shutil.rmtree(target)
-        staged.rename(target)
+        os.replace(staged, target)  # replaces an earlier file export on every OS (Path.rename fails on Windows)
     return target
 
 

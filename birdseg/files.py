@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 
+TMP_PREFIX = ".tmp-"
+
+
 class OutOfSpaceError(OSError):
     """Raised when the disk fills up while writing; the previous version of the file is intact."""
 
@@ -19,7 +22,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -33,6 +36,15 @@ def atomic_path(path):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files that a killed process left under `folder` (a model save can leave 200 MB).
+    Only for folders that no other process is writing to. Returns the paths removed."""
+    stale = [path for path in Path(folder).rglob(f"{TMP_PREFIX}*") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(path, text):

@@ -13,17 +13,15 @@ import segmentation_models as sm  # SM_FRAMEWORK is set by birdseg/__init__.py, 
 import tensorflow as tf
 from keras import ops
 
+from birdseg import pretrained
 from birdseg.data import check_image_size
+from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
 
 BACKBONE = "efficientnetb3"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 THRESHOLD = 0.5
 SMOOTH = 1e-5
-
-
-class WeightsFallbackWarning(UserWarning):
-    """The requested encoder weights could not be loaded; training starts from random initialisation."""
 
 
 def gpu_available():
@@ -39,41 +37,31 @@ def set_precision(mixed_precision="auto"):
     return policy
 
 
-def resolve_encoder_weights(encoder_weights):
-    """Check an ENCODER_WEIGHTS value: None, "imagenet", or the path of a local .h5 encoder weights file."""
-    if encoder_weights in (None, "", "none", "None"):
-        return None
-    if encoder_weights == "imagenet":
-        return "imagenet"
-    path = Path(encoder_weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ENCODER_WEIGHTS={encoder_weights!r}: expected None, 'imagenet' or an existing .h5 file")
-    if path.suffix.lower() != ".h5":
-        raise ValueError(f"ENCODER_WEIGHTS={encoder_weights!r}: a local weights file must be .h5 (Keras HDF5 weights)")
-    return str(path)
+def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE):
+    """Build the U-Net. Returns (model, weights_used): what the encoder really started from, as
+    {"source": "imagenet (keras)" | "local file" | "random", "file": path or None, "sha256": hex or None}.
+    `encoder_weights` is an ENCODER_WEIGHTS value or what `pretrained.locate_encoder_weights` made of one.
 
+    "imagenet" takes Keras' EfficientNetB3 ImageNet weights (downloaded once into ~/.keras/models,
+    then read from there); offline without that file, a loud warning is given and the encoder starts
+    from random initialisation instead of failing the run. A local file that does not fit the encoder
+    is an error (EncoderWeightsError), never a half-loaded encoder.
 
-def build_model(height=384, width=640, encoder_weights="imagenet", backbone=BACKBONE):
-    """Build the U-Net. Returns (model, weights_used) where weights_used is what the encoder really got.
-
-    "imagenet" weights are downloaded once into ~/.keras; offline, a loud warning is given and the
-    encoder starts from random initialisation instead of failing the run.
+    `bn_momentum` (None: Keras' 0.99) sets every BatchNormalization layer's moving-average momentum. From
+    random initialisation, 0.99 leaves the moving statistics mostly at their initial values after a few
+    hundred steps, so the model in inference mode predicts garbage while it trains well.
     """
     check_image_size(height, width)
-    weights = resolve_encoder_weights(encoder_weights)
-    try:
-        unet = _unet(backbone, height, width, weights)
-    except Exception as error:  # noqa: BLE001  (a failed download raises a bare Exception in keras.utils.get_file)
-        if weights != "imagenet":
-            raise
-        message = (
-            f"\n{'!' * 78}\n!! Could not get ImageNet weights for {backbone} ({type(error).__name__}: {error}).\n"
-            "!! Training continues from RANDOM INITIALISATION: expect lower accuracy and longer training.\n"
-            "!! Fix: go online once (weights are cached in ~/.keras/models), or set ENCODER_WEIGHTS to a\n"
-            f"!! local .h5 file of the encoder's weights.\n{'!' * 78}"
-        )
-        warnings.warn(message, WeightsFallbackWarning, stacklevel=2)
-        unet, weights = _unet(backbone, height, width, None), None
+    weights = pretrained.locate_encoder_weights(encoder_weights)
+    unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3))
+    if bn_momentum is not None:
+        for layer in unet.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
+    weights_used = {"source": weights.source, "file": None, "sha256": None}
+    if weights.file is not None:
+        layout = pretrained.load_encoder_weights(unet, weights.file)
+        weights_used.update(file=str(weights.file), sha256=pretrained.sha256(weights.file), layout=layout)
     inputs = keras.Input((height, width, 3), name="image")
     x = keras.layers.Normalization(
         mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD], name="imagenet_normalization"
@@ -82,13 +70,14 @@ def build_model(height=384, width=640, encoder_weights="imagenet", backbone=BACK
     if keras.mixed_precision.global_policy().compute_dtype != "float32":
         # Under mixed precision the sigmoid ran in float16; the loss and the users want float32.
         outputs = keras.layers.Activation("linear", dtype="float32", name="probabilities")(outputs)
-    return keras.Model(inputs, outputs, name=f"unet_{backbone}"), ("local file" if weights not in (None, "imagenet") else weights)
+    return keras.Model(inputs, outputs, name=f"unet_{backbone}"), weights_used
 
 
-def _unet(backbone, height, width, weights):
-    return sm.Unet(
-        backbone, encoder_weights=weights, classes=1, activation="sigmoid", input_shape=(height, width, 3)
-    )
+def describe_weights(weights_used):
+    """One line for people: "random", "imagenet (keras)", or "local file <path> (sha256 <first 12>)"."""
+    if weights_used["source"] == "local file":
+        return f"local file {weights_used['file']} (sha256 {weights_used['sha256'][:12]})"
+    return weights_used["source"]
 
 
 def model_image_size(model):

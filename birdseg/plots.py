@@ -4,6 +4,7 @@ Functions take arrays and return a matplotlib Figure; `save_figure` (files.py) w
 Images may be uint8 or float in [0, 1]; masks are any {0, 1} or boolean array.
 """
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 TRUE_COLOR = (40, 200, 90)
@@ -111,7 +112,7 @@ def plot_history(history, monitor="val_iou_score"):
             ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best})")
         ax.set_xlabel("epoch")
         ax.set_title(label)
-        ax.set_xticks(epochs if len(epochs) <= 20 else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, however many
         ax.grid(alpha=0.3)
         ax.legend()
     axes[1].set_ylim(-0.02, 1.02)

@@ -22,9 +22,10 @@ import tensorflow as tf
 
 from birdseg import plots
 from birdseg.data import sample_seed
-from birdseg.files import atomic_path, read_json, save_figure, write_json, write_text
+from birdseg.files import atomic_path, read_json, remove_stale_temporaries, save_figure, write_json, write_text
 from birdseg.model import THRESHOLD, confusion_counts, gpu_available, scores_from_counts
 
+LR_SCHEDULES = ("plateau", "cosine")
 MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
@@ -106,12 +107,13 @@ def git_commit(directory="."):
         return None
 
 
-def start_run(parameters, output_dir, resume=None):
+def start_run(parameters, output_dir, resume=None, extend=None):
     """Return (run_dir, parameters) for a new run, or for the run folder `resume` to continue.
 
     A new run gets a new folder and a config.json with every parameter, package versions, the git
-    commit and the device. A resumed run keeps its saved parameters; the ones given here are ignored
-    except EPOCHS, which may be raised to train longer.
+    commit and the device. A resumed run keeps its saved parameters: the ones given here are ignored,
+    except the values in `extend` (e.g. {"EPOCHS": 20}; None: not given) that are larger than the saved
+    ones, which extend the run. Resuming also removes the temporary files a killed process left behind.
     """
     if resume:
         run_dir = Path(resume)
@@ -120,10 +122,13 @@ def start_run(parameters, output_dir, resume=None):
             raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
         config = read_json(config_path)
         saved = dict(config["parameters"])
-        if parameters.get("EPOCHS", saved["EPOCHS"]) > saved["EPOCHS"]:
-            saved["EPOCHS"] = parameters["EPOCHS"]
+        raised = {key: value for key, value in (extend or {}).items()
+                  if value is not None and (saved.get(key) is None or value > saved[key])}
+        if raised:
+            saved.update(raised)
             config["parameters"] = saved
             write_json(config_path, config)
+        remove_stale_temporaries(run_dir)
         return run_dir, saved
     run_dir = new_run_dir(output_dir)
     write_json(
@@ -137,6 +142,17 @@ def start_run(parameters, output_dir, resume=None):
         },
     )
     return run_dir, dict(parameters)
+
+
+def record_encoder_weights(run_dir, weights_used):
+    """Store what the encoder started from in config.json, once: a resumed run keeps the first record.
+    Returns the recorded value."""
+    config_path = Path(run_dir) / "config.json"
+    config = read_json(config_path)
+    if "encoder_weights" not in config:
+        config["encoder_weights"] = weights_used
+        write_json(config_path, config)
+    return config["encoder_weights"]
 
 
 # ---------------------------------------------------------------- callbacks
@@ -320,6 +336,65 @@ class EpochSeeds(keras.callbacks.Callback):
             generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
 
 
+class TrainingBudget(keras.callbacks.Callback):
+    """Stop training once `minutes` of wall time are spent (`spent_seconds` of earlier sessions of the run count).
+
+    Checked after every batch; the epoch in progress then ends early, is validated and checkpointed as usual,
+    and its logs get `stopped_on_budget = 1` (0 for every other epoch), so history.csv says why it ended.
+    """
+
+    def __init__(self, minutes, spent_seconds=0.0):
+        super().__init__()
+        self.seconds, self.spent_seconds = minutes * 60.0, spent_seconds
+        self.stopped = False
+
+    def elapsed(self):
+        return self.spent_seconds + (time.perf_counter() - self.start if hasattr(self, "start") else 0.0)
+
+    def exhausted(self):
+        return self.elapsed() >= self.seconds
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.exhausted():
+            self.stopped = self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["stopped_on_budget"] = float(self.stopped)
+
+
+class CosineDecay(keras.callbacks.Callback):
+    """Learning rate from `base` down to zero along half a cosine, after a linear warm-up, over the run's length:
+    whichever of its limits comes first, `epochs` (counted in steps) or the time budget, sets the progress.
+
+    Under a time budget the learning rate thus reaches zero when the budget ends, however fast the machine
+    is, which is what a budgeted run needs ("budget-aware" schedules, Li et al., ICLR 2020).
+    """
+
+    def __init__(self, base, epochs, steps_per_epoch, budget=None, warmup=0.03):
+        super().__init__()
+        self.base, self.total_steps, self.steps_per_epoch = base, epochs * steps_per_epoch, steps_per_epoch
+        self.budget, self.warmup = budget, warmup
+        self.epoch = 0
+
+    def progress(self, batch):
+        done = (self.epoch * self.steps_per_epoch + batch) / self.total_steps
+        if self.budget is not None:
+            done = max(done, self.budget.elapsed() / self.budget.seconds)
+        return min(done, 1.0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        t = self.progress(batch)
+        scale = t / self.warmup if t < self.warmup else 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup)))
+        self.model.optimizer.learning_rate.assign(self.base * max(scale, 1e-3))
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs, so history.csv records the cost of every epoch."""
 
@@ -334,33 +409,65 @@ class EpochTimer(keras.callbacks.Callback):
 # ---------------------------------------------------------------- training
 
 
-def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), verbose=1, tensorboard=True):
+def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), verbose=1, tensorboard=True,
+          max_minutes=None, keep_checkpoint=False, patience=5, lr_schedule="plateau"):
     """Fit `model` with the standard callbacks, resuming from `run_dir/checkpoint` if one is there.
+
+    `max_minutes` (None: no limit) stops training cleanly once that much wall time is spent, counting the
+    earlier sessions of a resumed run; the best model is kept and history["stopped_on_budget"] says so.
+    When training finishes (all epochs, early stopping or the budget), `checkpoint/state.json` records why;
+    the checkpoint's weights and optimizer state (about 215 MB) are deleted unless `keep_checkpoint`, which is
+    only needed to extend a finished run later. Resuming a finished run says so and trains no more, unless
+    `epochs` or `max_minutes` are larger than when it finished.
+
+    `patience`: epochs without a better validation IoU before early stopping (None: no early stopping).
+    `lr_schedule`: "plateau" halves the learning rate when the validation loss stalls for 3 epochs (the seed's);
+    "cosine" warms up, then decays it to zero over the run's length (EPOCHS or the time budget, whichever binds).
 
     Returns the full history (all epochs, resumed ones included) as {metric: [value per epoch]}.
     Afterwards the model holds the weights of the best epoch, as saved in `run_dir/model.keras`.
     Raises TrainingDiverged on a NaN/inf loss; the files of the last good epoch are kept.
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"LR_SCHEDULE={lr_schedule!r}: expected one of {LR_SCHEDULES}")
     run_dir = Path(run_dir)
+    budget = TrainingBudget(max_minutes) if max_minutes is not None else None
     best = BestModelCheckpoint(run_dir / "model.keras")
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6, verbose=verbose)
-    early_stop = keras.callbacks.EarlyStopping(
-        monitor=MONITOR, mode="max", patience=5, restore_best_weights=True, verbose=verbose
-    )
-    stateful = {"best_model": best, "reduce_lr": reduce_lr, "early_stopping": early_stop}
-    checkpoint = TrainingCheckpoint(run_dir, stateful)
+    stateful = {"best_model": best}
     nan_guard = StopOnNonFinite()
-    callbacks = [EpochSeeds(train_loader.seed), nan_guard, EpochTimer(), best, reduce_lr, early_stop]
+    callbacks = [EpochSeeds(train_loader.seed), nan_guard, EpochTimer(), best]
+    if lr_schedule == "plateau":
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6, verbose=verbose
+        )
+    else:
+        base = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        callbacks.append(CosineDecay(base, epochs, len(train_loader), budget))
+    early_stop = None
+    if patience is not None:
+        early_stop = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
+            monitor=MONITOR, mode="max", patience=patience, restore_best_weights=True, verbose=verbose
+        )
+    callbacks += [stateful[name] for name in ("reduce_lr", "early_stopping") if name in stateful]
     if preview_samples:
         callbacks.append(PredictionFigure(preview_samples, run_dir))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False, profile_batch=0))
+    if budget is not None:
+        callbacks.append(budget)
+    checkpoint = TrainingCheckpoint(run_dir, stateful)
     callbacks.append(checkpoint)  # last: it records the state the others reached this epoch
 
-    initial_epoch = resume_from_checkpoint(model, run_dir, checkpoint)
-    if initial_epoch >= epochs:
-        print(f"{run_dir}: all {epochs} epochs already done")
+    state = read_checkpoint_state(run_dir)
+    finished = (state or {}).get("finished")
+    if finished and not extends(finished, epochs, max_minutes):
+        print(f"{run_dir}: this run already finished ({finished['reason']}, after epoch {state['epoch']}); "
+              "nothing to train. Give a larger EPOCHS or MAX_TRAINING_MINUTES to extend it.")
+        checkpoint.history = state["history"]
     else:
+        initial_epoch = resume_from_checkpoint(model, run_dir, checkpoint, state)
+        if budget is not None:
+            budget.spent_seconds = sum(checkpoint.history.get("epoch_seconds", []))
         if initial_epoch:
             print(f"Resuming {run_dir} after epoch {initial_epoch} of {epochs}")
         model.fit(
@@ -373,26 +480,61 @@ def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), 
             callbacks=callbacks,
             verbose=verbose,
         )
-    if nan_guard.reason:
-        kept = f"the best model so far is {best.path}" if best.path.exists() else "no epoch finished, nothing was saved"
-        raise TrainingDiverged(
-            f"Training stopped: {nan_guard.reason}. Lower LEARNING_RATE or check the data; {kept}; "
-            f"the last completed epoch is in {run_dir / CHECKPOINT_DIR}."
-        )
+        if nan_guard.reason:
+            kept = f"the best model so far is {best.path}" if best.path.exists() else "no epoch finished, nothing was saved"
+            raise TrainingDiverged(
+                f"Training stopped: {nan_guard.reason}. Lower LEARNING_RATE or check the data; {kept}; "
+                f"the last completed epoch is in {run_dir / CHECKPOINT_DIR}."
+            )
+        reason = ("time budget" if budget is not None and (budget.stopped or budget.exhausted())
+                  else "early stopping" if early_stop is not None and early_stop.stopped_epoch else "all epochs")
+        finish_checkpoint(run_dir, {"reason": reason, "epochs": epochs, "max_minutes": max_minutes}, keep_checkpoint)
     weights = best_weights(run_dir)
     if weights is not None:
         model.set_weights(weights)
     return checkpoint.history
 
 
-def resume_from_checkpoint(model, run_dir, checkpoint):
-    """Restore weights, optimizer, learning rate, callback counters and history; return the epoch to start at."""
+def extends(finished, epochs, max_minutes):
+    """Whether these settings ask a finished run for more training than it was set up for."""
+    def more(new, old):
+        return (math.inf if new is None else new) > (math.inf if old is None else old)
+
+    return more(epochs, finished["epochs"]) or more(max_minutes, finished["max_minutes"])
+
+
+def read_checkpoint_state(run_dir):
     state_path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
-    if not state_path.is_file():
+    return read_json(state_path) if state_path.is_file() else None
+
+
+def finish_checkpoint(run_dir, finished, keep_weights):
+    """Record in state.json why training ended; drop the resumable weights unless they are to be kept."""
+    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
+    state = read_checkpoint_state(run_dir)
+    if state is None:
+        return
+    state["finished"] = finished
+    if not keep_weights:
+        state["weights"] = None
+    write_json(checkpoint_dir / STATE_FILE, state)  # first, so it never points at a deleted file
+    if not keep_weights:
+        for weights in checkpoint_dir.glob("*.weights.h5"):
+            weights.unlink()
+
+
+def resume_from_checkpoint(model, run_dir, checkpoint, state):
+    """Restore weights, optimizer, learning rate, callback counters and history; return the epoch to start at."""
+    if state is None:
         return 0
-    state = read_json(state_path)
+    if not state["weights"]:
+        raise FileNotFoundError(
+            f"{run_dir}: this run finished and its resumable checkpoint was removed to save space; it cannot be "
+            "extended. Start a new run (set KEEP_CHECKPOINT = True to keep runs extendable)."
+        )
+    remove_stale_temporaries(run_dir)  # what a kill in the middle of a write left behind
     model.optimizer.build(model.trainable_variables)  # so its slots exist and load from the file
-    model.load_weights(state_path.parent / state["weights"])
+    model.load_weights(Path(run_dir) / CHECKPOINT_DIR / state["weights"])
     model.optimizer.learning_rate.assign(state["learning_rate"])
     checkpoint.resumed_callback_state = state["callbacks"]
     checkpoint.history = {key: list(values) for key, values in state["history"].items()}
@@ -403,4 +545,3 @@ def load_history(run_dir):
     """The history of a run (from history.csv), as {metric: [value per epoch]}."""
     path = Path(run_dir) / "history.csv"
     return read_history_csv(path) if path.is_file() else {}
-

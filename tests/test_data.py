@@ -73,6 +73,65 @@ def test_rgb_mask_read_as_grayscale(tmp_path):
     assert data.read_mask(tmp_path / "m.png").tolist() == [[1, 0], [0, 0]]
 
 
+def square(value=255, dtype=np.uint8, size=(40, 60)):
+    """A mask with a 20x20 square of `value` on 0: 400 bird pixels."""
+    values = np.zeros(size, dtype)
+    values[10:30, 20:40] = value
+    return values
+
+
+def palette_mask():
+    """VOC/DAVIS-2017 style: index 1 drawn as (128, 0, 0)."""
+    img = Image.fromarray(square(1), mode="P")
+    img.putpalette([0, 0, 0, 128, 0, 0] + [0] * (256 * 3 - 6))
+    return img
+
+
+@pytest.mark.parametrize("make,kind", [
+    (lambda: Image.fromarray(square(255)), "binary 0/255"),
+    (lambda: Image.fromarray(square(1)), "binary 0/1"),  # what many labelling tools export
+    (palette_mask, "palette"),
+    (lambda: Image.fromarray(np.stack([square(128), square(0), square(0)], axis=-1)), "binary 0/38"),  # red on black
+    (lambda: Image.fromarray(np.dstack([np.stack([square(255)] * 3, -1), np.full((40, 60), 255, np.uint8)])), "binary 0/255"),
+    (lambda: Image.fromarray(square(65535, np.uint16)), "binary 0/65535 (16-bit)"),
+])
+def test_every_mask_encoding_reads_the_same_bird(tmp_path, make, kind):
+    make().save(tmp_path / "m.png")
+    reading = data.decode_mask(tmp_path / "m.png")
+    assert reading.kind == kind and reading.warning is None
+    assert data.read_mask(tmp_path / "m.png").sum() == 400
+    assert data.decode_mask((tmp_path / "m.png").read_bytes()).foreground.sum() == 400
+
+
+def test_soft_mask_thresholded_and_ambiguous_one_warned(tmp_path):
+    soft = square(200)
+    soft[10:30, 20:25] = 90  # an anti-aliased edge: background at threshold 127
+    Image.fromarray(soft).save(tmp_path / "soft.png")
+    reading = data.decode_mask(tmp_path / "soft.png")
+    assert reading.kind == "soft, threshold 127" and reading.foreground.sum() == 300 and reading.warning is None
+    labels = square(2)
+    labels[0:5, 0:5] = 1  # a 0/1/2 label map: nothing above 127
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    reading = data.decode_mask(tmp_path / "labels.png")
+    assert reading.foreground.sum() == 0
+    assert "labels.png: a mask of 3 grey values, all <= 127, read as all background" in reading.warning
+
+
+def test_exif_rotated_photo_is_upright_everywhere(tmp_path):
+    """A phone photo stored landscape with EXIF 'rotate 90', and a mask drawn on the upright (portrait) view."""
+    image = np.zeros((30, 50, 3), np.uint8)
+    exif = Image.Exif()
+    exif[data.EXIF_ORIENTATION] = 6
+    (tmp_path / "images").mkdir()
+    (tmp_path / "mask").mkdir()
+    Image.fromarray(image).save(tmp_path / "images" / "phone.jpg", exif=exif)
+    Image.fromarray(np.zeros((50, 30), np.uint8)).save(tmp_path / "mask" / "phone.png")
+    with Image.open(tmp_path / "images" / "phone.jpg") as img:
+        assert img.size == (50, 30) and data.upright_size(img) == (30, 50)
+    photo, mask = data.read_pair(tmp_path / "images" / "phone.jpg", tmp_path / "mask" / "phone.png")
+    assert photo.shape[:2] == mask.shape == (50, 30)
+
+
 def test_truncated_image_named(split):
     path = split / "images" / "bird0.jpg"
     path.write_bytes(path.read_bytes()[:200])

@@ -349,3 +349,44 @@ def test_real_davis_frames_split_by_clip(davis, tmp_path, capsys):
     assert clips and all(len(splits) == 1 for splits in clips.values()), clips
     assert sum(1 for _ in out.rglob("*.jpg")) == 210
     assert cli("check-dataset", out, "--strict") == 0
+
+
+def test_check_and_training_agree_on_every_mask_kind(good, capsys):
+    """0/1 and palette masks used to read as empty in training while check-dataset called them usable."""
+    from test_data import palette_mask
+
+    masks = sorted((good / "train" / "mask").iterdir())
+    for path in masks:
+        truth = read_mask(path)
+        if path == masks[0]:
+            Image.fromarray(truth).save(path)  # 0/1
+        elif path == masks[1]:
+            img = Image.fromarray(truth, mode="P")
+            img.putpalette(palette_mask().getpalette())
+            img.save(path)
+    assert cli("check-dataset", good) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"train: bird pixels .*masks .*binary 0/1: 1.*palette: 1|train: .*palette: 1.*binary 0/1: 1", out)
+    for path in masks[:2]:
+        assert read_mask(path).sum() > 0
+
+
+def test_check_warns_about_ambiguous_mask_by_name(good, capsys):
+    path = next((good / "val" / "mask").iterdir())
+    labels = (read_mask(path) * 2).astype(np.uint8)
+    labels[0, 0] = 1
+    save(path, labels)
+    assert cli("check-dataset", good) == 0
+    assert f"{path.name}: a mask of 3 grey values, all <= 127, read as all background" in capsys.readouterr().out
+
+
+def test_quick_check_uses_upright_size_of_rotated_photo(good, capsys):
+    from birdseg.data import EXIF_ORIENTATION
+
+    image_path = next((good / "train" / "images").iterdir())
+    photo = Image.open(image_path)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 8  # stored rotated; upright it is the original
+    photo.transpose(Image.Transpose.ROTATE_90).save(image_path, exif=exif)
+    for quick in ((), ("--quick",)):
+        assert cli("check-dataset", good, *quick) == 0, capsys.readouterr().out

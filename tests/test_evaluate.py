@@ -135,3 +135,17 @@ def test_scores_match_confusion_counts():
     pred = np.array([[1, 0, 1, 0]])
     assert confusion_counts(truth, pred) == (1, 1, 1, 1)
     assert scores_from_counts(1, 1, 1) == pytest.approx({"iou": 1 / 3, "f1": 0.5, "precision": 0.5, "recall": 0.5})
+
+
+def test_publish_figures_last_epoch_only_and_never_temporaries(tmp_path):
+    from birdseg.evaluate import publish_figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("history.png", "results_epoch_2.png", "results_epoch_10.png", ".tmp-1-history.png"):
+        (run / name).write_bytes(b"png")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "results_epoch_7.png").write_bytes(b"old")
+    copied = publish_figures(run, tmp_path / "examples")
+    assert sorted(p.name for p in copied) == ["history.png", "results_epoch_10.png"]
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["history.png", "results_epoch_10.png"]

@@ -17,6 +17,17 @@ def test_export_matches_keras(trained_model, tmp_path, fmt):
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary folders left"
 
 
+def test_reexport_replaces_the_earlier_export(trained_model, tmp_path, monkeypatch):
+    first = export.export_model(trained_model, tmp_path, "tflite")
+    first.write_bytes(b"an older export")
+    calls = []
+    real_replace = export.os.replace
+    monkeypatch.setattr(export.os, "replace", lambda a, b: calls.append(b) or real_replace(a, b))
+    again = export.export_model(trained_model, tmp_path, "tflite")
+    assert calls == [again] and again.read_bytes() != b"an older export"
+    assert export.parity(trained_model, again, "tflite") < 1e-4
+
+
 @pytest.mark.skipif(not ONNX_READY, reason="ONNX export needs requirements-export.txt")
 def test_onnx_export_matches_keras(trained_model, tmp_path):
     path = export.export_model(trained_model, tmp_path, "onnx")

@@ -8,7 +8,7 @@ from birdseg import model as M
 @pytest.fixture(scope="module")
 def unet():
     built, weights = M.build_model(64, 96, encoder_weights=None)
-    assert weights is None
+    assert weights == {"source": "random", "file": None, "sha256": None}
     return M.compile_model(built)
 
 
@@ -22,40 +22,6 @@ def test_output_shape_and_range(unet):
 def test_bad_image_size_rejected():
     with pytest.raises(ValueError, match="IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96"):
         M.build_model(64, 100, encoder_weights=None)
-
-
-def test_imagenet_download_failure_falls_back_loudly(monkeypatch):
-    import efficientnet.model as effnet
-
-    def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: [Errno -2] Name or service not known")
-
-    monkeypatch.setattr(effnet.keras_utils, "get_file", offline, raising=False)
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    with pytest.warns(M.WeightsFallbackWarning, match="RANDOM INITIALISATION"):
-        built, weights = M.build_model(32, 32, encoder_weights="imagenet")
-    assert weights is None and built.output_shape == (None, 32, 32, 1)
-
-
-def test_local_weights_file_is_loaded(tmp_path):
-    import segmentation_models as sm
-
-    get_backbone = sm.inject_global_submodules(sm.Backbones.get_backbone)  # gives it sm's Keras modules
-    encoder = get_backbone("efficientnetb3", input_shape=(32, 32, 3), weights=None, include_top=False)
-    path = tmp_path / "encoder.weights.h5"
-    encoder.save_weights(path)
-    built, weights = M.build_model(32, 32, encoder_weights=str(path))
-    assert weights == "local file"
-    unet = built.get_layer(index=2)  # input, normalisation, U-Net
-    stem = unet.get_layer("stem_conv")
-    np.testing.assert_array_equal(stem.get_weights()[0], encoder.get_layer("stem_conv").get_weights()[0])
-
-
-@pytest.mark.parametrize("value,message", [("missing.h5", "expected None, 'imagenet' or an existing .h5 file"),
-                                           (__file__, "must be .h5")])
-def test_bad_weights_value(value, message):
-    with pytest.raises((FileNotFoundError, ValueError), match=message):
-        M.resolve_encoder_weights(value)
 
 
 # ---------------------------------------------------------------- loss and metrics

@@ -17,7 +17,8 @@ def test_notebook_is_committed_clean_with_parameters_cell():
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     for name in ("DATA_DIR", "OUTPUT_DIR", "BATCH_SIZE", "EPOCHS", "IMAGE_HEIGHT", "IMAGE_WIDTH", "LEARNING_RATE",
-                 "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME"):
+                 "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME", "RECIPE",
+                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES"):
         assert f"\n{name} = " in "\n" + code[0].source, name
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
@@ -29,6 +30,12 @@ def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6, "figures are shown inline"
     assert "VBox(" not in text, "headless: the viewer falls back to static figures, not widgets"
+    assert "recipe 'scratch' (the encoder starts from random initialisation" in text
+    assert "given explicitly: BATCH_SIZE, EPOCHS, IMAGE_HEIGHT, IMAGE_WIDTH" in text
+    assert "encoder weights: random" in text
+    random_init = {"source": "random", "file": None, "sha256": None}
+    assert json.loads((run_dir / "config.json").read_text())["encoder_weights"] == random_init
+    assert json.loads((run_dir / "metrics.json").read_text())["encoder_weights"] == random_init
     examples = sorted(p.name for p in (notebook_run / "examples").iterdir())
     assert {"history.png", "resultbirds-up.png", "resultbirds-bottom.png", "results_epoch_3.png"} <= set(examples)
     history = (run_dir / "history.csv").read_text().splitlines()
@@ -42,6 +49,19 @@ def test_bad_image_size_stops_with_clear_error(tmp_path, tiny_dataset):
     assert result.returncode != 0
     assert "IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96" in result.stdout + result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_truncated_image_stops_before_training_naming_it(tmp_path, tiny_dataset):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    broken = sorted((data / "val" / "images").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:300])  # the header is intact: only decoding finds it
+    result = run_notebook(tmp_path, data)
+    assert result.returncode != 0
+    assert f"{broken}: cannot read image" in result.stdout + result.stderr
+    assert not list((tmp_path / "runs").glob("*/checkpoint")), "it stopped before training"
 
 
 def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir):

@@ -1,0 +1,62 @@
+"""Training recipes: the seed's, made for a pretrained encoder, and one that learns from random init on a CPU.
+
+The notebook picks one by itself ("auto": "pretrained" when the encoder really starts from ImageNet or a
+local weights file, "scratch" when it starts random) and prints which and why. Any value given
+explicitly (in the parameters cell or with papermill's -p) wins over the recipe's.
+"""
+
+RECIPES = {
+    # The original notebook's recipe: small steps that fine-tune ImageNet features.
+    "pretrained": {
+        "IMAGE_HEIGHT": 384,
+        "IMAGE_WIDTH": 640,
+        "BATCH_SIZE": 1,
+        "EPOCHS": 10,
+        "LEARNING_RATE": 1e-4,
+        "BN_MOMENTUM": None,  # Keras' 0.99: the pretrained moving statistics are already right
+        "MAX_TRAINING_MINUTES": None,
+        "LR_SCHEDULE": "plateau",  # halve the learning rate after 3 epochs without a lower validation loss
+        "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
+    },
+    # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
+    "scratch": {
+        "IMAGE_HEIGHT": 192,
+        "IMAGE_WIDTH": 320,
+        "BATCH_SIZE": 4,  # BatchNorm needs batch statistics of several images
+        "EPOCHS": 200,  # the time budget ends it first
+        "LEARNING_RATE": 1e-3,
+        "BN_MOMENTUM": 0.9,  # moving statistics that catch up within a few dozen steps
+        "MAX_TRAINING_MINUTES": 15,
+        "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
+        "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
+    },
+}
+PARAMETERS = tuple(RECIPES["pretrained"])
+
+
+def choose_recipe(recipe, encoder_pretrained, **given):
+    """Resolve the recipe and the values of its parameters.
+
+    Args:
+        recipe: "auto", "pretrained" or "scratch".
+        encoder_pretrained: whether the encoder really starts from pretrained weights.
+        given: parameter values; None means "the recipe's".
+
+    Returns:
+        (name, values, reason): the recipe's name, every parameter's value, and one line saying why.
+    """
+    if recipe not in ("auto", *RECIPES):
+        raise ValueError(f"RECIPE={recipe!r}: expected 'auto', " + " or ".join(repr(name) for name in RECIPES))
+    unknown = set(given) - set(PARAMETERS)
+    if unknown:
+        raise ValueError(f"not recipe parameters: {sorted(unknown)}; they are {list(PARAMETERS)}")
+    if recipe == "auto":
+        name = "pretrained" if encoder_pretrained else "scratch"
+        why = ("the encoder starts from pretrained weights: the seed's fine-tuning recipe" if encoder_pretrained
+               else "the encoder starts from random initialisation: the recipe that learns from scratch on a CPU")
+    else:
+        name, why = recipe, "chosen with RECIPE"
+    values = {key: given[key] if given.get(key) is not None else RECIPES[name][key] for key in PARAMETERS}
+    overridden = sorted(key for key in PARAMETERS if given.get(key) is not None and given[key] != RECIPES[name][key])
+    reason = f"recipe '{name}' ({why})" + (f"; given explicitly: {', '.join(overridden)}" if overridden else "")
+    return name, values, reason
