@@ -3,13 +3,16 @@
     python benchmarks/real_birds.py --budget-minutes 30
 
 For each clip, train on the other clips (the last frames of each held back for validation) and test on
-the held-out clip, at each photo's own resolution. The budget covers training of all folds, split
-evenly; each fold stops when its share is spent. Two baselines show what the model adds: predicting
-all background, and Otsu's threshold on brightness (its polarity chosen on the validation frames).
-Writes benchmarks/real_birds.json and prints a table. Data: ../shared/data/davis-birds (never copied).
+the held-out clip, at each photo's own resolution. Training is the notebook's: the same recipe ("scratch"
+by default, as the notebook picks for a random encoder; every recipe parameter can be overridden, e.g.
+`--set IMAGE_HEIGHT=256 --set BATCH_SIZE=2`) and the same `train` with its callbacks. The budget covers the
+training of all folds, split evenly (the notebook's MAX_TRAINING_MINUTES per fold). Two baselines show
+what the model adds: all background, and Otsu's threshold on brightness (polarity chosen on validation).
+Each fold's result is written to the JSON file as soon as it exists, so an interrupted run keeps them.
+Data: ../shared/data/davis-birds (never copied).
 """
 import argparse
-import json
+import ast
 import sys
 import time
 from pathlib import Path
@@ -18,23 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "davis-birds"
 VAL_FRACTION = 0.15  # last frames of each training clip
-
-
-class TimeBudget:
-    """Stops training when the fold's share of the budget is spent (checked after every batch)."""
-
-    def __init__(self, seconds):
-        import keras
-
-        class Stop(keras.callbacks.Callback):
-            def on_train_begin(inner, logs=None):
-                inner.start = time.perf_counter()
-
-            def on_train_batch_end(inner, batch, logs=None):
-                if time.perf_counter() - inner.start > seconds:
-                    inner.model.stop_training = True
-
-        self.callback = Stop()
 
 
 def clips_of(pairs):
@@ -83,91 +69,107 @@ def background_baseline(test):
     return scores_from_counts(0, 0, sum(int(read_mask(mask_path).sum()) for _, mask_path in test))
 
 
-def run_fold(train_pairs, val_pairs, test_pairs, args, seconds, run_dir):
+def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir):
+    """Train one fold as the notebook does; returns (test metrics, threshold, training seconds, weights used)."""
     from birdseg import data, evaluate, train
     from birdseg.model import build_model, compile_model
 
     train.set_seed(args.seed)
-    augmentation = data.get_training_augmentation(args.height, args.width)
-    train_loader = data.Dataloader(data.Dataset(train_pairs, augmentation), args.batch_size, shuffle=True, seed=args.seed)
-    val_set = data.Dataset(val_pairs, data.get_validation_augmentation(args.height, args.width))
-    model, weights = build_model(args.height, args.width, encoder_weights=args.encoder_weights)
-    compile_model(model, args.learning_rate)
-    budget = TimeBudget(seconds)
+    height, width = recipe["IMAGE_HEIGHT"], recipe["IMAGE_WIDTH"]
+    train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]))
+    val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
+    model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"])
+    compile_model(model, recipe["LEARNING_RATE"])
     start = time.perf_counter()
-    model.fit(train_loader.stream(), steps_per_epoch=len(train_loader), epochs=args.max_epochs, verbose=0,
-              validation_data=data.Dataloader(val_set, args.batch_size), shuffle=False,
-              callbacks=[budget.callback, train.BestModelCheckpoint(run_dir / "model.keras")])
-    seconds_used = time.perf_counter() - start
-    weights = train.best_weights(run_dir)
-    if weights is not None:
-        model.set_weights(weights)
+    train.train(model, data.Dataloader(train_set, recipe["BATCH_SIZE"], shuffle=True, seed=args.seed),
+                data.Dataloader(val_set, recipe["BATCH_SIZE"]), run_dir, recipe["EPOCHS"], verbose=0, tensorboard=False,
+                max_minutes=minutes, patience=recipe["PATIENCE"], lr_schedule=recipe["LR_SCHEDULE"])
+    seconds = time.perf_counter() - start
     val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
     threshold = evaluate.best_threshold(val_metrics)[0]  # chosen on validation, never on test
     test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)
-    return test_metrics, threshold, seconds_used, weights
+    return test_metrics, threshold, seconds, weights_used
+
+
+def parse_settings(pairs):
+    """--set NAME=VALUE pairs, values as Python literals (None, 0.9, 256, 'cosine')."""
+    settings = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        try:
+            settings[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[name] = value
+    return settings
+
+
+def table(result):
+    lines = ["| held-out clip | IoU | F1 | precision | recall | Otsu IoU | background IoU | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for f in result["folds"]:
+        lines.append(f"| {f['clip']} | {f['iou']:.3f} | {f['f1']:.3f} | {f['precision']:.3f} | {f['recall']:.3f} | "
+                     f"{f['otsu']['iou']:.3f} | {f['background']['iou']:.3f} | {f['train_seconds']:.0f} |")
+    if "mean_iou" in result:
+        lines.append(f"| **mean** | **{result['mean_iou']:.3f}** | {result['mean_f1']:.3f} | | | "
+                     f"{result['mean_otsu_iou']:.3f} | 0.000 | |")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-minutes", type=float, default=30, help="training time for all folds together")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=448)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--recipe", default="scratch", choices=("scratch", "pretrained"))
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a recipe parameter")
+    parser.add_argument("--clips", nargs="+", help="held-out clips to run (default: all)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoder-weights", default=None, help="None (random init), imagenet, or a local .h5")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_birds.json"))
-    parser.add_argument("--work", default=str(ROOT / "runs" / "real_birds"), help="folder for the fold models")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "real_birds"), help="folder for the fold runs")
     args = parser.parse_args()
-    if args.encoder_weights in ("None", "none", ""):
-        args.encoder_weights = None
 
     import numpy as np
 
     from birdseg.datasets import samples_from_folders
+    from birdseg.files import write_json
+    from birdseg.recipe import choose_recipe
 
+    _, recipe, reason = choose_recipe(args.recipe, encoder_pretrained=args.encoder_weights not in (None, "None"),
+                                      **parse_settings(args.set))
     data_dir = Path(args.data)
     samples = samples_from_folders(data_dir / "images", data_dir / "masks", r"^(.+)_\d+$")
     pairs = [(data_dir / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
     clips = clips_of(pairs)
-    seconds = args.budget_minutes * 60 / len(clips)
-    folds = []
-    for clip in sorted(clips):
-        train_pairs, val_pairs, test_pairs = split_fold(clips, clip)
-        run_dir = Path(args.work) / clip
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics, threshold, used, weights = run_fold(train_pairs, val_pairs, test_pairs, args, seconds, run_dir)
-        fold = {
-            "clip": clip, "train_frames": len(train_pairs), "val_frames": len(val_pairs), "test_frames": len(test_pairs),
-            "threshold": threshold, "train_seconds": round(used, 1),
-            **{k: metrics[k] for k in ("iou", "f1", "precision", "recall")},
-            "otsu": otsu_baseline(val_pairs, test_pairs), "background": background_baseline(test_pairs),
-        }
-        folds.append(fold)
-        print(f"{clip}: IoU {fold['iou']:.3f} (Otsu {fold['otsu']['iou']:.3f}) in {used:.0f}s", flush=True)
+    minutes = args.budget_minutes / len(clips)
     result = {
         "protocol": "leave-one-clip-out on DAVIS 2016 bird clips; val = last 15% of frames of each training clip; "
                     "metrics at original resolution, threshold chosen on val",
+        "command": "python benchmarks/real_birds.py " + " ".join(sys.argv[1:]),
         "budget_minutes": args.budget_minutes,
-        "weights": weights or "random init",
-        "recipe": {k: getattr(args, k) for k in ("height", "width", "batch_size", "learning_rate", "seed")}
-        | {"augmentation": "resize, pad, flips p=0.3", "loss": "BCE + Jaccard"},
-        "folds": folds,
-        "mean_iou": float(np.mean([f["iou"] for f in folds])),
-        "mean_f1": float(np.mean([f["f1"] for f in folds])),
-        "mean_otsu_iou": float(np.mean([f["otsu"]["iou"] for f in folds])),
+        "recipe": {"name": args.recipe, "reason": reason, **recipe, "MAX_TRAINING_MINUTES": minutes},
+        "folds": [],
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print("\n| held-out clip | IoU | F1 | precision | recall | Otsu IoU | background IoU |")
-    print("|---|---|---|---|---|---|---|")
-    for f in folds:
-        print(f"| {f['clip']} | {f['iou']:.3f} | {f['f1']:.3f} | {f['precision']:.3f} | {f['recall']:.3f} | "
-              f"{f['otsu']['iou']:.3f} | {f['background']['iou']:.3f} |")
-    print(f"| **mean** | **{result['mean_iou']:.3f}** | {result['mean_f1']:.3f} | | | {result['mean_otsu_iou']:.3f} | 0.000 |")
-    print(f"\nbudget {args.budget_minutes} min on {result['weights']}, {args.height}x{args.width}, batch {args.batch_size}")
+    run_root = Path(args.work) / time.strftime("%Y%m%dT%H%M%S")
+    for clip in sorted(args.clips or clips):
+        train_pairs, val_pairs, test_pairs = split_fold(clips, clip)
+        metrics, threshold, seconds, weights_used = run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes,
+                                                             run_root / clip)
+        result["encoder_weights"] = weights_used["source"]
+        result["folds"].append({
+            "clip": clip, "train_frames": len(train_pairs), "val_frames": len(val_pairs),
+            "test_frames": len(test_pairs), "threshold": threshold, "train_seconds": round(seconds, 1),
+            **{k: metrics[k] for k in ("iou", "f1", "precision", "recall")},
+            "otsu": otsu_baseline(val_pairs, test_pairs), "background": background_baseline(test_pairs),
+        })
+        write_json(args.out, result)  # after every fold: an interrupted benchmark keeps what it measured
+        print(f"{clip}: IoU {metrics['iou']:.3f} (Otsu {result['folds'][-1]['otsu']['iou']:.3f}) in {seconds:.0f}s",
+              flush=True)
+    folds = result["folds"]
+    result.update(mean_iou=float(np.mean([f["iou"] for f in folds])), mean_f1=float(np.mean([f["f1"] for f in folds])),
+                  mean_otsu_iou=float(np.mean([f["otsu"]["iou"] for f in folds])))
+    write_json(args.out, result)
+    print("\n" + table(result))
+    print(f"\n{reason}; {minutes:.1f} min per fold, encoder {result['encoder_weights']}")
     return 0
 
 

@@ -80,11 +80,12 @@ def cmd_evaluate(args):
     from birdseg.plots import prediction_grid
 
     rows = []
-    for model_path in args.model:
+    names = evaluate.model_names(args.model)  # one folder per model: no result overwrites another
+    for model_path, name in zip(args.model, names):
         model = load_model(model_path, compile=False)
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet)
-        out = Path(args.out) / (Path(model_path).stem if len(args.model) > 1 else "")
+        out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
         save_figure(evaluate.sweep_figure(metrics), out / "threshold_sweep.png")
         worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]

@@ -227,10 +227,31 @@ def _resize_and_pad(height, width):
     ]
 
 
-def get_training_augmentation(height, width):
-    """Resize to (height, width), pad, and flip horizontally and vertically with p=0.3 each."""
+AUGMENTATIONS = ("flips", "photometric")
+
+
+def get_training_augmentation(height, width, augmentation="flips"):
+    """Resize to (height, width), pad, and flip horizontally and vertically with p=0.3 each (the seed's "flips").
+
+    "photometric" adds what photos vary in and 16 synthetic or a few clips do not show: scale, position and
+    tilt (Affine, mirrored borders), colour, grey, blur and sensor noise; the mask follows every geometric step.
+    """
     check_image_size(height, width)
-    return A.Compose(_resize_and_pad(height, width) + [A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"AUGMENTATION={augmentation!r}: expected one of {AUGMENTATIONS}")
+    steps = _resize_and_pad(height, width)
+    if augmentation == "photometric":
+        steps.append(A.Affine(scale=(0.6, 1.4), translate_percent=(-0.1, 0.1), rotate=(-15, 15),
+                              border_mode=cv2.BORDER_REFLECT_101, p=0.7))
+    steps += [A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)]
+    if augmentation == "photometric":
+        steps += [
+            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.05, p=0.8),
+            A.ToGray(p=0.1),
+            A.GaussianBlur(blur_limit=(3, 7), p=0.2),
+            A.GaussNoise(std_range=(0.02, 0.08), p=0.2),
+        ]
+    return A.Compose(steps)
 
 
 def get_validation_augmentation(height, width):
@@ -342,8 +363,9 @@ class EpochStream(keras.utils.PyDataset):
         return self.loader.batch(self.start_epoch + index // per_epoch, index % per_epoch)
 
 
-def load_split(data_dir, split, height, width, max_images=None, training=False):
-    """The Dataset of one split with the matching augmentation."""
-    augmentation = (get_training_augmentation if training else get_validation_augmentation)(height, width)
+def load_split(data_dir, split, height, width, max_images=None, training=False, augmentation="flips"):
+    """The Dataset of one split with the matching augmentation (`augmentation` names the training one)."""
+    augmentation = (get_training_augmentation(height, width, augmentation) if training
+                    else get_validation_augmentation(height, width))
     return Dataset(Path(data_dir) / split, augmentation=augmentation, max_images=max_images)
 

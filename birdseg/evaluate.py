@@ -6,6 +6,7 @@ back to the photo's original size before thresholding, so masks and metrics are 
 import csv
 import io
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -221,11 +222,23 @@ def image_files(path):
     raise FileNotFoundError(f"{path}: no such file or folder")
 
 
-def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=4, progress=True):
-    """Write `<stem>_mask.png` ({0, 255}) and `<stem>_overlay.jpg` for every readable image.
+def output_names(paths):
+    """A distinct output name per input: its stem, or `<stem>_<ext>` where stems collide (a.jpg and a.png)."""
+    stems = Counter(path.stem for path in paths)
+    names = [path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in paths]
+    if len(set(names)) != len(names):
+        repeated = sorted(str(path) for path, name in zip(paths, names) if names.count(name) > 1)
+        raise ValueError(f"these inputs would write the same output files: {', '.join(repeated)}")
+    return dict(zip(paths, names))
 
-    Unreadable files are skipped with one line each. Returns (written_stems, skipped_messages).
+
+def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=4, progress=True):
+    """Write `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg` for every readable image; the name is the
+    image's stem, or `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
+
+    Unreadable files are skipped with one line each. Returns (written_names, skipped_messages).
     """
+    names = output_names(list(inputs))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
@@ -242,14 +255,25 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=4, pro
             probabilities = predict_probabilities(model, [image for _, image in loaded])
             for (path, image), prob in zip(loaded, probabilities):
                 mask = (prob > threshold).astype(np.uint8)
-                with atomic_path(out_dir / f"{path.stem}_mask.png") as tmp:
+                with atomic_path(out_dir / f"{names[path]}_mask.png") as tmp:
                     Image.fromarray(mask * 255).save(tmp, format="PNG")
-                with atomic_path(out_dir / f"{path.stem}_overlay.jpg") as tmp:
+                with atomic_path(out_dir / f"{names[path]}_overlay.jpg") as tmp:
                     Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
-                written.append(path.stem)
+                written.append(names[path])
         bar.update(len(chunk))
     bar.close()
     return written, skipped
+
+
+def model_names(paths):
+    """A distinct folder name per model path, from as few trailing path parts as tell them apart:
+    runs/a and runs/b -> a, b; runs/a/model.keras and runs/b/model.keras -> a_model, b_model."""
+    parts = [Path(path).with_suffix("").parts if Path(path).suffix == ".keras" else Path(path).parts for path in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["_".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    raise ValueError(f"the same model is given more than once: {', '.join(map(str, paths))}")
 
 
 def comparison_table(rows):

@@ -17,6 +17,7 @@ RECIPES = {
         "MAX_TRAINING_MINUTES": None,
         "LR_SCHEDULE": "plateau",  # halve the learning rate after 3 epochs without a lower validation loss
         "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
+        "AUGMENTATION": "flips",  # resize, pad, h/v flips p=0.3
     },
     # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
     "scratch": {
@@ -29,6 +30,7 @@ RECIPES = {
         "MAX_TRAINING_MINUTES": 15,
         "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
+        "AUGMENTATION": "flips",
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])

@@ -233,3 +233,21 @@ def test_ensure_dataset_rejects_corrupt_zip(tmp_path):
 def test_ensure_dataset_missing_everything(tmp_path):
     with pytest.raises(DatasetError, match="no such folder, and no archive"):
         data.ensure_dataset(tmp_path / "birds")
+
+
+def test_photometric_augmentation_keeps_mask_on_the_bird():
+    image = np.full((120, 200, 3), 40, np.uint8)
+    mask = np.zeros((120, 200), np.uint8)
+    image[40:80, 60:140], mask[40:80, 60:140] = 220, 1
+    augmentation = data.get_training_augmentation(64, 96, "photometric")
+    for seed in range(20):
+        augmentation.set_random_seed(seed)
+        sample = augmentation(image=image, mask=mask)
+        grey, bird = sample["image"].mean(axis=-1), sample["mask"].astype(bool)
+        assert sample["image"].shape == (64, 96, 3) and set(np.unique(sample["mask"])) <= {0, 1}
+        assert bird.any() and grey[bird].mean() > grey[~bird].mean() + 60, seed
+
+
+def test_unknown_augmentation_named():
+    with pytest.raises(ValueError, match="AUGMENTATION='heavy'"):
+        data.get_training_augmentation(64, 96, "heavy")

@@ -107,6 +107,25 @@ def test_predict_cli_writes_masks_and_skips_unreadable(run_dir, tiny_dataset, tm
         assert (out / f"{image_path.stem}_overlay.jpg").stat().st_size > 0
 
 
+def test_predict_same_stem_two_formats_writes_both(run_dir, tiny_dataset, tmp_path):
+    image_path = find_pairs(tiny_dataset / "test")[0][0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(image_path).save(photos / "a.jpg")
+    Image.open(image_path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photos / "a.png")
+    out = tmp_path / "masks"
+    assert main(["predict", "--model", str(run_dir), "--input", str(photos), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg_mask.png", "a_jpg_overlay.jpg", "a_png_mask.png",
+                                                     "a_png_overlay.jpg"]
+
+
+def test_model_names_are_distinct():
+    assert evaluate.model_names(["runs/a", "runs/b"]) == ["a", "b"]
+    assert evaluate.model_names(["runs/a/model.keras", "runs/b/model.keras"]) == ["a_model", "b_model"]
+    with pytest.raises(ValueError, match="the same model is given more than once"):
+        evaluate.model_names(["runs/a", "runs/a"])
+
+
 def test_predict_cli_bad_paths(run_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no saved model here" in capsys.readouterr().err
@@ -128,6 +147,13 @@ def test_evaluate_cli_single_and_comparison(run_dir, tiny_dataset, tmp_path, cap
     table = capsys.readouterr().out
     assert "model.keras" in table and "other.keras" in table and "best t" in table
     assert (tmp_path / "cmp" / "other" / "metrics.json").is_file()
+    # Two run folders' model.keras: two result folders, neither overwritten.
+    second = tmp_path / "run_b" / "model.keras"
+    second.parent.mkdir()
+    second.write_bytes((run_dir / "model.keras").read_bytes())
+    assert main(["evaluate", "--model", str(run_dir / "model.keras"), str(second), "--data", str(tiny_dataset),
+                 "--out", str(tmp_path / "cmp2"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "cmp2").iterdir()) == sorted([f"{run_dir.name}_model", "run_b_model"])
 
 
 def test_scores_match_confusion_counts():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY, run_notebook
+from test_train import CPU_DETERMINISTIC
 
 
 def test_notebook_is_committed_clean_with_parameters_cell():
@@ -23,9 +24,15 @@ def test_notebook_is_committed_clean_with_parameters_cell():
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
 
+def notebook_text(path):
+    """Everything an executed notebook printed."""
+    executed = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
 def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     executed = nbformat.read(notebook_run / "out.ipynb", as_version=4)
-    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    text = notebook_text(notebook_run / "out.ipynb")
     assert "images at threshold 0.5: IoU" in text
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6, "figures are shown inline"
@@ -64,32 +71,53 @@ def test_truncated_image_stops_before_training_naming_it(tmp_path, tiny_dataset)
     assert not list((tmp_path / "runs").glob("*/checkpoint")), "it stopped before training"
 
 
-def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir):
+def saving_now(runs):
+    """A temporary file of a model or checkpoint being written, if there is one right now."""
+    return [path for path in runs.glob("*/**/.tmp-*") if path.name.endswith((".keras", ".weights.h5"))]
+
+
+@CPU_DETERMINISTIC
+@pytest.mark.parametrize("moment", ["after the first checkpoint", "in the middle of saving a model"])
+def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir, moment):
     process = run_notebook(tmp_path, tiny_dataset, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = None
+    runs = tmp_path / "runs"
+    killed_dir = None
     deadline = time.time() + 600
     try:
         while time.time() < deadline and process.poll() is None:
-            states = list((tmp_path / "runs").glob("*/checkpoint/state.json"))
-            if states:
-                state = states[0]
-                break
-            time.sleep(0.05)
+            if moment.startswith("after"):
+                states = list(runs.glob("*/checkpoint/state.json"))
+                if states:
+                    killed_dir = states[0].parent.parent
+                    break
+            else:
+                saving = saving_now(runs)
+                # not the first save, so that a checkpoint exists to resume from
+                if saving and list(runs.glob("*/checkpoint/state.json")):
+                    killed_dir = saving[0].relative_to(runs).parts[0]
+                    killed_dir = runs / killed_dir
+                    break
+            time.sleep(0.01)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same session
         process.wait()
-    assert state is not None, "no checkpoint appeared"
+    assert killed_dir is not None, f"never saw the moment: {moment}"
+    state = killed_dir / "checkpoint" / "state.json"
     killed_at = json.loads(state.read_text())["epoch"]
     assert killed_at < TINY["EPOCHS"], "the run finished before it could be killed"
-    killed_dir = state.parent.parent
     assert not (killed_dir / "metrics.json").exists()
 
     result = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed_dir)})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((tmp_path / "runs").iterdir())) == 1, "resuming writes into the same run folder"
+    assert len(list(runs.iterdir())) == 1, "resuming writes into the same run folder"
     assert len((killed_dir / "history.csv").read_text().splitlines()) == 1 + TINY["EPOCHS"]
+    assert not list(killed_dir.rglob(".tmp-*")), "stale temporaries are cleaned"
     resumed = json.loads((killed_dir / "metrics.json").read_text())
     uninterrupted = json.loads((run_dir / "metrics.json").read_text())
     for key in ("iou", "f1", "precision", "recall"):
         assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-3), key
+    # A finished run resumed again says so and trains no more.
+    again = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed_dir)})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "this run already finished (all epochs" in notebook_text(tmp_path / "out.ipynb")
