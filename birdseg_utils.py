@@ -56,8 +56,6 @@ from birdseg.model import (
     scores_from_counts,
     set_precision,
 )
-from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
-from birdseg.recipe import choose_recipe
 from birdseg.plots import (
     overlay,
     overlay_gallery,
@@ -65,6 +63,8 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
+from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
+from birdseg.recipe import choose_recipe
 from birdseg.train import (
     TrainingDiverged,
     distribution_strategy,
@@ -80,7 +80,6 @@ __all__ = [
     "Dataloader",
     "Dataset",
     "DatasetError",
-    "distribution_strategy",
     "EncoderWeightsError",
     "ThresholdScore",
     "TrainingDiverged",
@@ -93,6 +92,7 @@ __all__ = [
     "compile_model",
     "confusion_counts",
     "describe_weights",
+    "distribution_strategy",
     "ensure_dataset",
     "evaluate_pairs",
     "evaluate_split",

@@ -5,7 +5,6 @@ import json
 import os
 from pathlib import Path
 
-
 TMP_PREFIX = ".tmp-"
 
 

@@ -4,8 +4,8 @@ Functions take arrays and return a matplotlib Figure; `save_figure` (files.py) w
 Images may be uint8 or float in [0, 1]; masks are any {0, 1} or boolean array.
 """
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 TRUE_COLOR = (40, 200, 90)
 PRED_COLOR = (255, 50, 50)

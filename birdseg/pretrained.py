@@ -119,7 +119,7 @@ def read_weights_file(path):
     path = Path(path)
     try:
         with h5py.File(path, "r") as handle:
-            group = handle["model_weights"] if "model_weights" in handle else handle  # a whole saved model
+            group = handle.get("model_weights", handle)  # the weights of a whole saved model, or a weights file
             if "layer_names" not in group.attrs:
                 raise EncoderWeightsError(
                     f"{path}: not a Keras HDF5 weights file (no 'layer_names'); expected {KERAS_FILE} or {LEGACY_FILE}"

@@ -5,12 +5,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import sky_with_bird
 from PIL import Image
 
 from birdseg import datasets
 from birdseg.cli import main
 from birdseg.data import DatasetError, find_pairs, read_mask
-from conftest import sky_with_bird
 
 
 def save(path, array, mode=None):

@@ -8,7 +8,6 @@ import time
 import nbformat
 import numpy as np
 import pytest
-
 from conftest import ROOT, TINY, run_notebook
 from test_train import CPU_DETERMINISTIC
 

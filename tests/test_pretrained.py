@@ -106,7 +106,7 @@ def test_imagenet_from_keras_cache_without_network(keras_encoder, tmp_path, monk
 
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
     built, used = M.build_model(HEIGHT, WIDTH, encoder_weights="imagenet")
-    assert used == {"source": "imagenet (keras)", "file": str(cached),
+    assert used == {"source": "imagenet (keras)", "file": str(cached), "layout": "keras",
                     "sha256": hashlib.sha256(cached.read_bytes()).hexdigest()}
     assert_same_encoder(built, encoder, "stem_conv_pad")
 

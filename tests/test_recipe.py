@@ -14,7 +14,7 @@ def test_auto_follows_what_the_encoder_starts_from():
 
 
 def test_given_values_win_and_are_named():
-    name, values, reason = choose_recipe("auto", encoder_pretrained=False, **{**NONE, "BATCH_SIZE": 2, "EPOCHS": 3})
+    _, values, reason = choose_recipe("auto", encoder_pretrained=False, **{**NONE, "BATCH_SIZE": 2, "EPOCHS": 3})
     assert values["BATCH_SIZE"] == 2 and values["EPOCHS"] == 3
     assert values["LEARNING_RATE"] == RECIPES["scratch"]["LEARNING_RATE"]
     assert reason.endswith("given explicitly: BATCH_SIZE, EPOCHS")

@@ -84,7 +84,7 @@ def test_same_seed_same_history(tmp_path, tiny_dataset):
 def test_resumed_run_equals_uninterrupted(tmp_path, tiny_dataset):
     _, full = fit(tmp_path / "full", tiny_dataset, epochs=4, seed=3)
     fit(tmp_path / "cut", tiny_dataset, epochs=2, seed=3, keep_checkpoint=True)  # as if killed after epoch 2
-    model, resumed = fit(tmp_path / "cut", tiny_dataset, epochs=4, seed=3)
+    _, resumed = fit(tmp_path / "cut", tiny_dataset, epochs=4, seed=3)
     assert len(resumed["loss"]) == 4
     np.testing.assert_allclose(resumed["val_loss"], full["val_loss"], rtol=1e-6)
     np.testing.assert_allclose(resumed["learning_rate"], full["learning_rate"])
