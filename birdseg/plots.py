@@ -91,7 +91,7 @@ def overlay_gallery(items, columns=3, title=None):
     fig.text(0.5, 0.0, "green = true mask, red = predicted (overlap looks orange)", ha="center", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.01, 1, 0.97 if title else 1))  # keep the suptitle clear of the first row's titles
     return fig
 
 
