@@ -367,8 +367,9 @@ class TrainingBudget(keras.callbacks.Callback):
 
 
 class CosineDecay(keras.callbacks.Callback):
-    """Learning rate from `base` down to zero along half a cosine, after a linear warm-up, over the run's length:
-    whichever of its limits comes first, `epochs` (counted in steps) or the time budget, sets the progress.
+    """Learning rate from `base` down to nearly zero (`base` / 1000) along half a cosine, after a linear warm-up,
+    over the run's length: whichever of its limits comes first, `epochs` (counted in steps) or the time budget,
+    sets the progress.
 
     Under a time budget the learning rate thus reaches zero when the budget ends, however fast the machine
     is, which is what a budgeted run needs ("budget-aware" schedules, Li et al., ICLR 2020).

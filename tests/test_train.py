@@ -179,3 +179,17 @@ def test_resume_removes_stale_temporaries(tmp_path, tiny_dataset):
         path.write_bytes(b"half a file")
     fit(tmp_path, tiny_dataset, epochs=2)
     assert not any(path.exists() for path in stale)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_nearly_zero(tmp_path, tiny_dataset):
+    _, history = fit(tmp_path, tiny_dataset, epochs=4, lr_schedule="cosine", patience=None)
+    rates = history["learning_rate"]  # the last step's rate of each epoch; the base is 1e-2
+    assert rates == sorted(rates, reverse=True) and 4e-3 < rates[1] < 9e-3 and rates[-1] < 5e-4
+
+
+def test_cosine_schedule_follows_the_time_budget():
+    budget = train.TrainingBudget(minutes=1, spent_seconds=45)  # three quarters spent
+    schedule = train.CosineDecay(1.0, epochs=1000, steps_per_epoch=10, budget=budget)
+    assert schedule.progress(batch=0) == pytest.approx(0.75, abs=0.01)  # time binds, not the 1000 epochs
+    with pytest.raises(ValueError, match="LR_SCHEDULE='linear'"):
+        train.train(None, None, None, "unused", 1, lr_schedule="linear")
