@@ -116,6 +116,8 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, ru
     uninterrupted = json.loads((run_dir / "metrics.json").read_text())
     for key in ("iou", "f1", "precision", "recall"):
         assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-3), key
+    if moment != "after the first checkpoint":
+        return
     # A finished run resumed again says so and trains no more.
     again = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed_dir)})
     assert again.returncode == 0, again.stderr[-3000:]
