@@ -1,7 +1,7 @@
 """birdseg: bird segmentation with a U-Net / EfficientNetB3 on TensorFlow-Keras.
 
 Layers, each importing only the ones before it:
-files, plots -> data (+ synthetic, datasets) -> model -> train -> evaluate -> cli.
+files, plots, recipe -> data (+ synthetic, datasets) -> pretrained -> model -> train -> evaluate -> cli.
 """
 import os
 

@@ -1,6 +1,7 @@
 """End-to-end: the notebook runs headless; a run killed with SIGKILL resumes and matches an uninterrupted one."""
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -76,7 +77,8 @@ def saving_now(runs):
 
 
 @CPU_DETERMINISTIC
-@pytest.mark.parametrize("moment", ["after the first checkpoint", "in the middle of saving a model"])
+@pytest.mark.parametrize("moment", ["after the first checkpoint", "in the middle of saving a model",
+                                    "at a random moment of the second epoch"])
 def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir, moment):
     process = run_notebook(tmp_path, tiny_dataset, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,10 +87,12 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, ru
     deadline = time.time() + 600
     try:
         while time.time() < deadline and process.poll() is None:
-            if moment.startswith("after"):
+            if moment.startswith(("after", "at a random")):
                 states = list(runs.glob("*/checkpoint/state.json"))
                 if states:
                     killed_dir = states[0].parent.parent
+                    if moment.startswith("at a random"):  # within the next epoch, which takes longer to save
+                        time.sleep(random.Random(0).uniform(0.0, 1.0))
                     break
             else:
                 saving = saving_now(runs)
