@@ -131,7 +131,7 @@ def decode_mask(source, threshold=MASK_THRESHOLD, name=None):
 
     `source` is a path or the file's bytes; `name` names it in messages. Raises DatasetError when unreadable.
     """
-    name = name or str(source)
+    name = name or ("mask" if isinstance(source, bytes) else str(source))
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.load()
@@ -233,8 +233,8 @@ AUGMENTATIONS = ("flips", "photometric")
 def get_training_augmentation(height, width, augmentation="flips"):
     """Resize to (height, width), pad, and flip horizontally and vertically with p=0.3 each (the seed's "flips").
 
-    "photometric" adds what photos vary in and 16 synthetic or a few clips do not show: scale, position and
-    tilt (Affine, mirrored borders), colour, grey, blur and sensor noise; the mask follows every geometric step.
+    "photometric" adds what photos vary in and a few training scenes do not show: scale, position and tilt
+    (Affine, mirrored borders), colour, grey, blur and sensor noise; the mask follows every geometric step.
     """
     check_image_size(height, width)
     if augmentation not in AUGMENTATIONS:
