@@ -113,7 +113,7 @@ def start_run(parameters, output_dir, resume=None, extend=None):
     A new run gets a new folder and a config.json with every parameter, package versions, the git
     commit and the device. A resumed run keeps its saved parameters: the ones given here are ignored,
     except the values in `extend` (e.g. {"EPOCHS": 20}; None: not given) that are larger than the saved
-    ones, which extend the run. Resuming also removes the temporary files a killed process left behind.
+    ones, which extend the run.
     """
     if resume:
         run_dir = Path(resume)
@@ -128,7 +128,6 @@ def start_run(parameters, output_dir, resume=None, extend=None):
             saved.update(raised)
             config["parameters"] = saved
             write_json(config_path, config)
-        remove_stale_temporaries(run_dir)
         return run_dir, saved
     run_dir = new_run_dir(output_dir)
     write_json(
@@ -459,6 +458,7 @@ def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), 
     checkpoint = TrainingCheckpoint(run_dir, stateful)
     callbacks.append(checkpoint)  # last: it records the state the others reached this epoch
 
+    remove_stale_temporaries(run_dir)  # what a kill in the middle of a write left behind
     state = read_checkpoint_state(run_dir)
     finished = (state or {}).get("finished")
     if finished and not extends(finished, epochs, max_minutes):
@@ -533,7 +533,6 @@ def resume_from_checkpoint(model, run_dir, checkpoint, state):
             f"{run_dir}: this run finished and its resumable checkpoint was removed to save space; it cannot be "
             "extended. Start a new run (set KEEP_CHECKPOINT = True to keep runs extendable)."
         )
-    remove_stale_temporaries(run_dir)  # what a kill in the middle of a write left behind
     model.optimizer.build(model.trainable_variables)  # so its slots exist and load from the file
     model.load_weights(Path(run_dir) / CHECKPOINT_DIR / state["weights"])
     model.optimizer.learning_rate.assign(state["learning_rate"])
