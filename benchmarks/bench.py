@@ -1,12 +1,13 @@
 """Speed and memory: our U-Net/EfficientNetB3 (TensorFlow) against segmentation_models.pytorch, same machine.
 
-    pip install -r requirements.txt -r requirements-bench.txt
-    python benchmarks/bench.py                      # full table, writes benchmarks/results.json
-    python benchmarks/bench.py --shapes 256x256x8   # one shape
+    python -m venv .peer && .peer/bin/pip install -r requirements-bench.txt   # the peer, in its own venv
+    python benchmarks/bench.py --peer-python .peer/bin/python   # full table, writes benchmarks/results.json
+    python benchmarks/bench.py --peer-python .peer/bin/python --shapes 256x256x8   # one shape
 
 Each framework runs in its own subprocess (so peak memory is its own), with the same number of threads,
-random init, float32. Times are the median of --repeats steps after --warmup steps. A training step is
-forward + backward + optimizer update (Adam, BCE + Jaccard loss for ours, BCE for the peer); inference
+random init, float32. Ours runs as the notebook trains it (op determinism on, as `set_seed` makes it on a CPU)
+and once without op determinism. Times are the median of --repeats steps after --warmup steps. A training step is
+forward + backward + optimizer update (Adam, BCE + Jaccard loss; ours also updates its IoU and F1 metrics); inference
 is the forward pass, reported per image.
 It also measures the input pipeline: one epoch of the real loader + augmentation alone, and training with
 the real loader against the same batches already in memory.
@@ -36,20 +37,25 @@ def peak_rss_mb():
 
 
 def timed(step, warmup, repeats):
-    for _ in range(warmup):
+    """(median seconds of `repeats` steps after `warmup` steps, seconds of the very first step)."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
         step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), first
 
 
 # ---------------------------------------------------------------- workers (run in subprocesses)
 
 
-def worker_ours(shapes, threads, warmup, repeats):
+def worker_ours(shapes, threads, warmup, repeats, deterministic):
+    """Our model as the notebook trains it: `deterministic` as set_seed makes it (op determinism on CPU)."""
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
 
@@ -58,6 +64,9 @@ def worker_ours(shapes, threads, warmup, repeats):
     import numpy as np
 
     from birdseg.model import build_model, compile_model
+    from birdseg.train import set_seed
+
+    set_seed(0, deterministic=deterministic)
 
     results = []
     for height, width, batch in shapes:
@@ -66,9 +75,11 @@ def worker_ours(shapes, threads, warmup, repeats):
         rng = np.random.default_rng(0)
         x = rng.random((batch, height, width, 3), dtype=np.float32)
         y = (rng.random((batch, height, width, 1)) > 0.9).astype(np.float32)
-        train = timed(lambda: model.train_on_batch(x, y), warmup, repeats)
-        infer = timed(lambda: model.predict_on_batch(x), warmup, repeats) / batch
-        results.append({"height": height, "width": width, "batch": batch, "train_s": train, "infer_s": infer})
+        train, train_first = timed(lambda: model.train_on_batch(x, y), warmup, repeats)
+        infer, infer_first = timed(lambda: model.predict_on_batch(x), warmup, repeats)
+        infer /= batch
+        results.append({"height": height, "width": width, "batch": batch, "train_s": train, "infer_s": infer,
+                        "train_first_s": train_first, "infer_first_s": infer_first})
         print(f"ours {height}x{width} b{batch}: train {train:.3f}s/step, infer {infer:.3f}s/img", file=sys.stderr)
     return results
 
@@ -84,7 +95,11 @@ def worker_peer(shapes, threads, warmup, repeats):
     for height, width, batch in shapes:
         model = smp.Unet("efficientnet-b3", encoder_weights=None, classes=1, activation=None)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+        bce, jaccard = torch.nn.BCEWithLogitsLoss(), smp.losses.JaccardLoss("binary", from_logits=True)
+
+        def loss_fn(logits, target):
+            return bce(logits, target) + jaccard(logits, target)
+
         rng = np.random.default_rng(0)
         x = torch.from_numpy(rng.random((batch, 3, height, width), dtype=np.float32))
         y = torch.from_numpy((rng.random((batch, 1, height, width)) > 0.9).astype(np.float32))
@@ -100,9 +115,11 @@ def worker_peer(shapes, threads, warmup, repeats):
             with torch.inference_mode():
                 torch.sigmoid(model(x))
 
-        train = timed(train_step, warmup, repeats)
-        infer = timed(infer_step, warmup, repeats) / batch
-        results.append({"height": height, "width": width, "batch": batch, "train_s": train, "infer_s": infer})
+        train, train_first = timed(train_step, warmup, repeats)
+        infer, infer_first = timed(infer_step, warmup, repeats)
+        infer /= batch
+        results.append({"height": height, "width": width, "batch": batch, "train_s": train, "infer_s": infer,
+                        "train_first_s": train_first, "infer_first_s": infer_first})
         print(f"smp  {height}x{width} b{batch}: train {train:.3f}s/step, infer {infer:.3f}s/img", file=sys.stderr)
     return results
 
@@ -152,9 +169,10 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
 # ---------------------------------------------------------------- driver
 
 
-def run_worker(kind, args):
-    command = [sys.executable, __file__, "--worker", kind, "--threads", str(args.threads), "--warmup",
-               str(args.warmup), "--repeats", str(args.repeats), "--data", args.data, "--shapes", *args.shapes]
+def run_worker(kind, args, *extra):
+    python = args.peer_python if kind == "peer" else sys.executable
+    command = [python, __file__, "--worker", kind, "--threads", str(args.threads), "--warmup",
+               str(args.warmup), "--repeats", str(args.repeats), "--data", args.data, "--shapes", *args.shapes, *extra]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if completed.returncode:
         raise RuntimeError(f"{kind} worker failed:\n{completed.stderr[-4000:]}")
@@ -189,15 +207,19 @@ def versions():
 
 
 def table(result):
-    lines = ["| phase | shape (HxW, batch) | ours (s) | smp (s) | ours / smp |", "|---|---|---|---|---|"]
+    lines = ["| phase | shape (HxW, batch) | ours (s) | ours, no op determinism (s) | smp (s) | ours / smp | "
+             "no determinism / smp | first step: ours / smp (s) |", "|---|---|---|---|---|---|---|---|"]
     for run in result["runs"]:
         unit = "step" if run["phase"] == "train" else "image"
         lines.append(f"| {run['phase']} (per {unit}) | {run['height']}x{run['width']}, {run['batch']} | "
-                     f"{run['ours_s']:.3f} | {run['peer_s']:.3f} | {run['ratio']:.2f} |")
+                     f"{run['ours_s']:.3f} | {run['ours_nondeterministic_s']:.3f} | {run['peer_s']:.3f} | "
+                     f"{run['ratio']:.2f} | {run['ratio_nondeterministic']:.2f} | "
+                     f"{run['ours_first_s']:.1f} / {run['peer_first_s']:.1f} |")
     rss = result["peak_rss_mb"]
     lines.append("")
-    lines.append(f"Peak resident memory: ours {rss['ours']:.0f} MB, smp {rss['peer']:.0f} MB. "
-                 f"Input pipeline overhead at 384x640, batch 1: {result['pipeline_overhead_pct']:.1f}% "
+    lines.append(f"Peak resident memory: ours {rss['ours']:.0f} MB, smp {rss['peer']:.0f} MB "
+                 f"(ratio {rss['ours'] / rss['peer']:.2f}). Input pipeline overhead in `fit` at 384x640, batch 1: "
+                 f"{result['pipeline_overhead_pct']:.1f}% "
                  f"({result['pipeline']['loader_per_batch_s'] * 1000:.0f} ms per batch to load and augment).")
     return "\n".join(lines)
 
@@ -209,30 +231,39 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data", default=str(ROOT / "birds_splitted"))
+    parser.add_argument("--peer-python", default=sys.executable,
+                        help="interpreter of the venv with requirements-bench.txt (torch and TensorFlow do not share one)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--worker", choices=("ours", "peer", "pipeline"), help=argparse.SUPPRESS)
+    parser.add_argument("--nondeterministic", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shapes = [parse_shape(s) for s in args.shapes]
     if args.worker:
         if args.worker == "pipeline":
             out = worker_pipeline(args.threads, args.warmup, args.repeats, args.data)
+        elif args.worker == "ours":
+            out = worker_ours(shapes, args.threads, args.warmup, args.repeats, not args.nondeterministic)
         else:
-            worker = worker_ours if args.worker == "ours" else worker_peer
-            out = worker(shapes, args.threads, args.warmup, args.repeats)
+            out = worker_peer(shapes, args.threads, args.warmup, args.repeats)
         print(json.dumps({"results": out, "peak_rss_mb": peak_rss_mb()}))
         return 0
-    ours, peer, pipeline = run_worker("ours", args), run_worker("peer", args), run_worker("pipeline", args)
+    ours = run_worker("ours", args)
+    plain = run_worker("ours", args, "--nondeterministic")
+    peer, pipeline = run_worker("peer", args), run_worker("pipeline", args)
     runs = []
-    for mine, theirs in zip(ours["results"], peer["results"]):
+    for mine, loose, theirs in zip(ours["results"], plain["results"], peer["results"]):
         for phase in ("train", "infer"):
             runs.append({"phase": phase, "height": mine["height"], "width": mine["width"], "batch": mine["batch"],
-                         "ours_s": mine[f"{phase}_s"], "peer_s": theirs[f"{phase}_s"],
-                         "ratio": mine[f"{phase}_s"] / theirs[f"{phase}_s"]})
+                         "ours_s": mine[f"{phase}_s"], "ours_nondeterministic_s": loose[f"{phase}_s"],
+                         "peer_s": theirs[f"{phase}_s"], "ratio": mine[f"{phase}_s"] / theirs[f"{phase}_s"],
+                         "ratio_nondeterministic": loose[f"{phase}_s"] / theirs[f"{phase}_s"],
+                         "ours_first_s": mine[f"{phase}_first_s"], "peer_first_s": theirs[f"{phase}_first_s"]})
     result = {
         "runs": runs,
         "pipeline_overhead_pct": pipeline["results"]["pipeline_overhead_pct"],
         "pipeline": pipeline["results"],
-        "peak_rss_mb": {"ours": ours["peak_rss_mb"], "peer": peer["peak_rss_mb"]},
+        "peak_rss_mb": {"ours": ours["peak_rss_mb"], "ours_nondeterministic": plain["peak_rss_mb"],
+                        "peer": peer["peak_rss_mb"]},
         "threads": args.threads,
         "warmup": args.warmup,
         "repeats": args.repeats,

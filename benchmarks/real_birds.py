@@ -78,7 +78,8 @@ def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir)
     height, width = recipe["IMAGE_HEIGHT"], recipe["IMAGE_WIDTH"]
     train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]))
     val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
-    model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"])
+    model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"],
+                                      init_model=args.init_model)
     compile_model(model, recipe["LEARNING_RATE"])
     start = time.perf_counter()
     train.train(model, data.Dataloader(train_set, recipe["BATCH_SIZE"], shuffle=True, seed=args.seed),
@@ -124,6 +125,9 @@ def main():
     parser.add_argument("--clips", nargs="+", help="held-out clips to run (default: all)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoder-weights", default=None, help="None (random init), imagenet, or a local .h5")
+    parser.add_argument("--init-model", default=None,
+                        help="start every fold from this trained model (.keras or run folder), e.g. one trained on "
+                             "the synthetic birds by the notebook")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_birds.json"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "real_birds"), help="folder for the fold runs")
     args = parser.parse_args()
@@ -146,6 +150,7 @@ def main():
                     "metrics at original resolution, threshold chosen on val",
         "command": "python benchmarks/real_birds.py " + " ".join(sys.argv[1:]),
         "budget_minutes": args.budget_minutes,
+        "init_model": args.init_model,
         "recipe": {"name": args.recipe, "reason": reason, **recipe, "MAX_TRAINING_MINUTES": minutes},
         "folds": [],
     }

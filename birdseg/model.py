@@ -37,10 +37,16 @@ def set_precision(mixed_precision="auto"):
     return policy
 
 
-def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE):
-    """Build the U-Net. Returns (model, weights_used): what the encoder really started from, as
-    {"source": "imagenet (keras)" | "local file" | "random", "file": path or None, "sha256": hex or None}.
-    `encoder_weights` is an ENCODER_WEIGHTS value or what `pretrained.locate_encoder_weights` made of one.
+def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE,
+                init_model=None):
+    """Build the U-Net. Returns (model, weights_used): what the model really started from, as
+    {"source": "imagenet (keras)" | "local file" | "random" | "birdseg model", "file": path or None,
+    "sha256": hex or None}. `encoder_weights` is an ENCODER_WEIGHTS value or what
+    `pretrained.locate_encoder_weights` made of one.
+
+    `init_model` (a `.keras` file or a run folder) starts the whole U-Net, encoder and decoder, from a model
+    trained earlier, at any input size (the network is fully convolutional); `encoder_weights` is then
+    not used. This is how a model trained on the synthetic birds is fine-tuned on photos.
 
     "imagenet" takes Keras' EfficientNetB3 ImageNet weights (downloaded once into ~/.keras/models,
     then read from there); offline without that file, a loud warning is given and the encoder starts
@@ -52,7 +58,7 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     hundred steps, so the model in inference mode predicts garbage while it trains well.
     """
     check_image_size(height, width)
-    weights = pretrained.locate_encoder_weights(encoder_weights)
+    weights = pretrained.locate_encoder_weights(None if init_model else encoder_weights)
     unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3))
     if bn_momentum is not None:
         for layer in unet.layers:
@@ -70,13 +76,36 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     if keras.mixed_precision.global_policy().compute_dtype != "float32":
         # Under mixed precision the sigmoid ran in float16; the loss and the users want float32.
         outputs = keras.layers.Activation("linear", dtype="float32", name="probabilities")(outputs)
-    return keras.Model(inputs, outputs, name=f"unet_{backbone}"), weights_used
+    model = keras.Model(inputs, outputs, name=f"unet_{backbone}")
+    if init_model:
+        weights_used = copy_weights_from(model, init_model)
+    return model, weights_used
+
+
+def copy_weights_from(model, path):
+    """Set every weight of `model` from a saved birdseg model (a `.keras` file or a run folder).
+
+    The saved model's input size may differ; each weight's shape must match, else a ValueError names the
+    file and the first weight that does not fit (another backbone, or not a birdseg model).
+    Returns weights_used for config.json: {"source": "birdseg model", "file", "sha256"}.
+    """
+    model_file = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+    saved = load_model(model_file, compile=False)
+    target = [(weight.path, tuple(weight.shape)) for weight in model.weights]
+    source = [(weight.path, tuple(weight.shape)) for weight in saved.weights]
+    if len(target) != len(source):
+        raise ValueError(f"{model_file}: {len(source)} weights, this model needs {len(target)}: not the same network")
+    for (name, shape), (saved_name, saved_shape) in zip(target, source):
+        if shape != saved_shape:
+            raise ValueError(f"{model_file}: weight {saved_name} has shape {saved_shape}, {name} needs {shape}")
+    model.set_weights(saved.get_weights())
+    return {"source": "birdseg model", "file": str(model_file), "sha256": pretrained.sha256(model_file)}
 
 
 def describe_weights(weights_used):
-    """One line for people: "random", "imagenet (keras)", or "local file <path> (sha256 <first 12>)"."""
-    if weights_used["source"] == "local file":
-        return f"local file {weights_used['file']} (sha256 {weights_used['sha256'][:12]})"
+    """One line for people: "random", "imagenet (keras)", or "<local file|birdseg model> <path> (sha256 <first 12>)"."""
+    if weights_used["source"] in ("local file", "birdseg model"):
+        return f"{weights_used['source']} {weights_used['file']} (sha256 {weights_used['sha256'][:12]})"
     return weights_used["source"]
 
 

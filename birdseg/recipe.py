@@ -36,12 +36,15 @@ RECIPES = {
 PARAMETERS = tuple(RECIPES["pretrained"])
 
 
-def choose_recipe(recipe, encoder_pretrained, **given):
+def choose_recipe(recipe, encoder_pretrained, init_model=None, **given):
     """Resolve the recipe and the values of its parameters.
 
     Args:
         recipe: "auto", "pretrained" or "scratch".
         encoder_pretrained: whether the encoder really starts from pretrained weights.
+        init_model: INIT_MODEL, a trained birdseg model the whole U-Net starts from (None: none). "auto" then
+            takes "scratch": its batches of 4, BatchNorm momentum 0.9 and time budget are what such a model was
+            trained with by default, and what the real-photo benchmark measured for fine-tuning it.
         given: parameter values; None means "the recipe's".
 
     Returns:
@@ -52,7 +55,9 @@ def choose_recipe(recipe, encoder_pretrained, **given):
     unknown = set(given) - set(PARAMETERS)
     if unknown:
         raise ValueError(f"not recipe parameters: {sorted(unknown)}; they are {list(PARAMETERS)}")
-    if recipe == "auto":
+    if recipe == "auto" and init_model:
+        name, why = "scratch", f"the model starts from {init_model} (INIT_MODEL): continue with the from-scratch recipe"
+    elif recipe == "auto":
         name = "pretrained" if encoder_pretrained else "scratch"
         why = ("the encoder starts from pretrained weights: the seed's fine-tuning recipe" if encoder_pretrained
                else "the encoder starts from random initialisation: the recipe that learns from scratch on a CPU")

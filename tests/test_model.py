@@ -106,3 +106,21 @@ def test_load_model_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved model here"):
         M.load_model(tmp_path)
 
+
+
+def test_init_model_copies_every_weight_at_another_input_size(unet, tmp_path):
+    keras.Model(unet.inputs, unet.outputs).save(tmp_path / "model.keras")
+    started, used = M.build_model(96, 128, encoder_weights="imagenet", init_model=tmp_path)  # imagenet not used
+    assert used["source"] == "birdseg model" and used["file"] == str(tmp_path / "model.keras")
+    assert len(used["sha256"]) == 64 and "birdseg model" in M.describe_weights(used)
+    for mine, theirs in zip(started.get_weights(), unet.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    fresh, _ = M.build_model(96, 128, encoder_weights=None)
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), unet.get_weights()))
+
+
+def test_init_model_of_another_network_is_refused(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Conv2D(1, 3)(inputs)).save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match=r"other\.keras: 2 weights, this model needs \d+: not the same network"):
+        M.build_model(32, 32, encoder_weights=None, init_model=tmp_path / "other.keras")

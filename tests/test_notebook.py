@@ -19,7 +19,7 @@ def test_notebook_is_committed_clean_with_parameters_cell():
     assert "parameters" in code[0].metadata.get("tags", [])
     for name in ("DATA_DIR", "OUTPUT_DIR", "BATCH_SIZE", "EPOCHS", "IMAGE_HEIGHT", "IMAGE_WIDTH", "LEARNING_RATE",
                  "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME", "RECIPE",
-                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES"):
+                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES", "INIT_MODEL"):
         assert f"\n{name} = " in "\n" + code[0].source, name
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
@@ -69,6 +69,19 @@ def test_truncated_image_stops_before_training_naming_it(tmp_path, tiny_dataset)
     assert result.returncode != 0
     assert f"{broken}: cannot read image" in result.stdout + result.stderr
     assert not list((tmp_path / "runs").glob("*/checkpoint")), "it stopped before training"
+
+
+def test_init_model_starts_from_a_trained_run(tmp_path, tiny_dataset, run_dir):
+    result = run_notebook(tmp_path, tiny_dataset, {"INIT_MODEL": str(run_dir), "EPOCHS": 1,
+                                                  "ENCODER_WEIGHTS": "imagenet"})  # not used, so never fetched
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = notebook_text(tmp_path / "out.ipynb")
+    assert f"the model starts from {run_dir} (INIT_MODEL)" in text
+    assert f"encoder weights: birdseg model {run_dir / 'model.keras'}" in text
+    assert "RANDOM INITIALISATION" not in result.stdout + result.stderr + text
+    (new_run,) = (tmp_path / "runs").iterdir()
+    started = json.loads((new_run / "config.json").read_text())["encoder_weights"]
+    assert started["source"] == "birdseg model" and started["file"] == str(run_dir / "model.keras")
 
 
 def saving_now(runs):

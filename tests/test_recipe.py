@@ -26,3 +26,9 @@ def test_explicit_recipe_and_errors():
         choose_recipe("fast", encoder_pretrained=True)
     with pytest.raises(ValueError, match="not recipe parameters"):
         choose_recipe("auto", encoder_pretrained=True, SEED=1)
+
+
+def test_a_starting_model_gets_the_scratch_recipe_and_says_why():
+    name, values, reason = choose_recipe("auto", encoder_pretrained=False, init_model="runs/a", **NONE)
+    assert name == "scratch" and values == RECIPES["scratch"] and "runs/a (INIT_MODEL)" in reason
+    assert choose_recipe("pretrained", encoder_pretrained=False, init_model="runs/a")[0] == "pretrained"

@@ -1,0 +1,148 @@
+"""The interactive viewer where users see it: Jupyter in a real (headless) browser.
+
+Starts JupyterLab on localhost, opens a small notebook that shows the viewer for the tiny trained model, runs
+it, switches the view to the predicted mask, moves the threshold slider and checks that the displayed mask
+changed. The screenshot is kept in `test-artifacts/` (or $BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and
+Chromium (Debian's `chromium`; .ci/run installs both); skipped with the reason where either is missing.
+"""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import nbformat
+import numpy as np
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Chromium's own background traffic fails on a closed network and slows every start.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TOKEN = "birdseg-browser-test"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def jupyter_server(tmp_path, run_dir, tiny_dataset):
+    """JupyterLab serving a folder with viewer.ipynb (the viewer on the tiny model); yields its base URL."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import birdseg_utils as bu\n"
+        f"model = bu.load_model(r'{run_dir}')\n"
+        f"viewer = bu.show_viewer(model, bu.find_pairs(r'{tiny_dataset / 'test'}'))"
+    )]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "viewer.ipynb")
+    # no "get Jupyter news?" pop-up over the screenshot
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')
+    port = free_port()
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+               f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
+               f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "server.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def displayed_figure(page):
+    """The viewer's figure as the browser shows it (the PNG inside the widget's output area)."""
+    image = page.locator(".widget-output img").first
+    image.wait_for(timeout=60_000)
+    return image.get_attribute("src")
+
+
+def png_pixels(data_uri):
+    import base64
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1]))).convert("RGB"))
+
+
+def threshold_end_that_changes_the_mask(model, pairs):
+    """("Home", 0.05) or ("End", 0.95): the end of the threshold slider whose mask of the first image differs most
+    from the mask at 0.5, so the test checks a visible change whatever the tiny model learnt. One key press is
+    one value change, so one redraw to wait for."""
+    from birdseg.data import read_pair
+    from birdseg.evaluate import predict_probabilities
+
+    image, _ = read_pair(*pairs[0])
+    probability = predict_probabilities(model, [image])[0]
+    changed = {end: int(((probability > 0.5) != (probability > value)).sum())
+               for end, value in (("Home", 0.05), ("End", 0.95))}
+    key = max(changed, key=changed.get)
+    assert changed[key] > 0, "the tiny model's probabilities are flat: no threshold changes its mask"
+    return key, {"Home": 0.05, "End": 0.95}[key]
+
+
+@pytest.mark.slow
+def test_viewer_in_a_real_browser(jupyter_server, trained_model, tiny_dataset):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    from birdseg.data import find_pairs
+
+    key, threshold_value = threshold_end_that_changes_the_mask(trained_model, find_pairs(tiny_dataset / "test"))
+    artifacts = os.environ.get("BIRDSEG_TEST_ARTIFACTS", str(ROOT / "test-artifacts"))
+    os.makedirs(artifacts, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{jupyter_server}/lab/tree/viewer.ipynb?token={TOKEN}", timeout=60_000)
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)  # the kernel is ready
+            page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
+            page.keyboard.press("Shift+Enter")  # run the cell: kernel start, model load, prediction
+            first = displayed_figure(page)
+
+            page.get_by_role("button", name="predicted_mask").click()
+            page.wait_for_function("src => document.querySelector('.widget-output img')?.src !== src",
+                                   arg=first, timeout=60_000)
+            mask_view = displayed_figure(page)
+
+            threshold = page.locator(".widget-slider", has_text="threshold").locator(".noUi-handle")
+            threshold.focus()
+            page.keyboard.press(key)
+            page.wait_for_function("src => document.querySelector('.widget-output img')?.src !== src",
+                                   arg=mask_view, timeout=60_000)
+            moved = displayed_figure(page)
+            readout = page.locator(".widget-slider", has_text="threshold").locator(".widget-readout").inner_text()
+        finally:  # also on failure: the screenshot shows where it got stuck
+            page.screenshot(path=os.path.join(artifacts, "viewer_in_browser.png"), full_page=True)
+            browser.close()
+    assert readout.strip() == f"{threshold_value:.2f}"
+    before, after = png_pixels(mask_view), png_pixels(moved)
+    assert before.shape == after.shape
+    height, width, _ = before.shape
+    # the predicted mask is the right-hand panel; its lower part holds no title text
+    panel = (slice(height // 4, None), slice(2 * width // 3, None))
+    assert (before[panel] != after[panel]).any(), "the displayed mask did not change"
