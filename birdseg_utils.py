@@ -1,6 +1,6 @@
 """birdseg_utils: the helpers behind Bird_Segmentation_Model.ipynb, and its command line.
 
-A thin facade over the `birdseg` package (layers: data -> model -> train -> evaluate -> cli), so the
+A thin facade over the `birdseg` package (layers: data -> model -> train -> predict -> evaluate -> cli), so the
 notebook and user scripts need one import:
 
     import birdseg_utils as bu
@@ -16,6 +16,7 @@ if __name__ == "__main__":  # the CLI imports only what each command needs
 
     raise SystemExit(main())
 
+from birdseg.callbacks import describe_callback, standard_callbacks
 from birdseg.cli import main
 from birdseg.data import (
     Dataloader,
@@ -31,18 +32,10 @@ from birdseg.data import (
     read_mask,
     read_pair,
 )
-from birdseg.datasets import check_dataset
-from birdseg.evaluate import (
-    evaluate_pairs,
-    evaluate_split,
-    evaluation_figures,
-    format_metrics,
-    predict_files,
-    predict_image,
-    predict_probabilities,
-    publish_figures,
-    save_metrics,
-)
+from birdseg.dataset_tools import check_dataset
+from birdseg.devices import distribution_strategy, set_seed
+from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, save_metrics
+from birdseg.figures import evaluation_figures, publish_figures
 from birdseg.files import read_json, save_figure, write_json
 from birdseg.model import (
     ThresholdScore,
@@ -63,17 +56,11 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
+from birdseg.predict import predict_files, predict_image, predict_probabilities
 from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
 from birdseg.recipe import choose_recipe
-from birdseg.train import (
-    TrainingDiverged,
-    distribution_strategy,
-    load_history,
-    record_encoder_weights,
-    set_seed,
-    start_run,
-    train,
-)
+from birdseg.runs import load_history, record_encoder_weights, start_run
+from birdseg.train import ResumableRun, TrainingDiverged, train
 from birdseg.viewer import show_viewer
 
 __all__ = [
@@ -82,6 +69,7 @@ __all__ = [
     "DatasetError",
     "EncoderWeightsError",
     "ThresholdScore",
+    "ResumableRun",
     "TrainingDiverged",
     "WeightsFallbackWarning",
     "bce_jaccard_loss",
@@ -91,6 +79,7 @@ __all__ = [
     "choose_recipe",
     "compile_model",
     "confusion_counts",
+    "describe_callback",
     "describe_weights",
     "distribution_strategy",
     "ensure_dataset",
@@ -125,6 +114,7 @@ __all__ = [
     "set_precision",
     "set_seed",
     "show_viewer",
+    "standard_callbacks",
     "start_run",
     "train",
     "visualize",

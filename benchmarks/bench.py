@@ -4,7 +4,7 @@
     python benchmarks/bench.py --peer-python .peer/bin/python   # full table, writes benchmarks/results.json
     python benchmarks/bench.py --peer-python .peer/bin/python --shapes 256x256x8   # one shape
 
-Each framework runs in its own subprocess (so peak memory is its own), with the same number of threads,
+Each framework and shape runs in its own subprocess (so peak memory is its own), with the same number of threads,
 random init, float32. Ours runs as the notebook trains it (op determinism on, as `set_seed` makes it on a CPU)
 and once without op determinism. Times are the median of --repeats steps after --warmup steps. A training step is
 forward + backward + optimizer update (Adam, BCE + Jaccard loss; ours also updates its IoU and F1 metrics); inference
@@ -63,8 +63,8 @@ def worker_ours(shapes, threads, warmup, repeats, deterministic):
     tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     import numpy as np
 
+    from birdseg.devices import set_seed
     from birdseg.model import build_model, compile_model
-    from birdseg.train import set_seed
 
     set_seed(0, deterministic=deterministic)
 
@@ -142,7 +142,7 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
 
     model, _ = build_model(384, 640, encoder_weights=None)
     compile_model(model)
-    steps = min(len(batches), warmup + repeats)
+    steps = min(len(batches), max(20, warmup + repeats))  # enough steps that the host's noise averages out
     model.fit(data.Dataloader(dataset, 1, True, 0), epochs=1, steps_per_epoch=warmup, verbose=0)  # trace once
 
     class InMemory(data.Dataloader):
@@ -169,10 +169,11 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
 # ---------------------------------------------------------------- driver
 
 
-def run_worker(kind, args, *extra):
+def run_worker(kind, args, shape, *extra):
+    """One shape in a fresh process: its peak resident memory is that shape's own."""
     python = args.peer_python if kind == "peer" else sys.executable
     command = [python, __file__, "--worker", kind, "--threads", str(args.threads), "--warmup",
-               str(args.warmup), "--repeats", str(args.repeats), "--data", args.data, "--shapes", *args.shapes, *extra]
+               str(args.warmup), "--repeats", str(args.repeats), "--data", args.data, "--shapes", shape, *extra]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if completed.returncode:
         raise RuntimeError(f"{kind} worker failed:\n{completed.stderr[-4000:]}")
@@ -215,11 +216,12 @@ def table(result):
                      f"{run['ours_s']:.3f} | {run['ours_nondeterministic_s']:.3f} | {run['peer_s']:.3f} | "
                      f"{run['ratio']:.2f} | {run['ratio_nondeterministic']:.2f} | "
                      f"{run['ours_first_s']:.1f} / {run['peer_first_s']:.1f} |")
-    rss = result["peak_rss_mb"]
+    lines += ["", "| peak resident memory, one process per shape | ours (MB) | smp (MB) | ours / smp |",
+              "|---|---|---|---|"]
+    lines += [f"| {m['shape']} | {m['ours_mb']:.0f} | {m['peer_mb']:.0f} | {m['ratio']:.2f} |"
+              for m in result["peak_rss_mb"]]
     lines.append("")
-    lines.append(f"Peak resident memory: ours {rss['ours']:.0f} MB, smp {rss['peer']:.0f} MB "
-                 f"(ratio {rss['ours'] / rss['peer']:.2f}). Input pipeline overhead in `fit` at 384x640, batch 1: "
-                 f"{result['pipeline_overhead_pct']:.1f}% "
+    lines.append(f"Input pipeline overhead in `fit` at 384x640, batch 1: {result['pipeline_overhead_pct']:.1f}% "
                  f"({result['pipeline']['loader_per_batch_s'] * 1000:.0f} ms per batch to load and augment).")
     return "\n".join(lines)
 
@@ -232,7 +234,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data", default=str(ROOT / "birds_splitted"))
     parser.add_argument("--peer-python", default=sys.executable,
-                        help="interpreter of the venv with requirements-bench.txt (torch and TensorFlow do not share one)")
+                        help="interpreter of the venv with requirements-bench.txt "
+                             "(torch and TensorFlow do not share one)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--worker", choices=("ours", "peer", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--nondeterministic", action="store_true", help=argparse.SUPPRESS)
@@ -245,30 +248,32 @@ def main():
             out = worker_ours(shapes, args.threads, args.warmup, args.repeats, not args.nondeterministic)
         else:
             out = worker_peer(shapes, args.threads, args.warmup, args.repeats)
-        print(json.dumps({"results": out, "peak_rss_mb": peak_rss_mb()}))
+        print(json.dumps({"results": out, "peak_rss_mb": peak_rss_mb(), "versions": versions()}))
         return 0
-    ours = run_worker("ours", args)
-    plain = run_worker("ours", args, "--nondeterministic")
-    peer, pipeline = run_worker("peer", args), run_worker("pipeline", args)
-    runs = []
-    for mine, loose, theirs in zip(ours["results"], plain["results"], peer["results"]):
+    runs, memory = [], []
+    for shape in args.shapes:
+        ours, plain = run_worker("ours", args, shape), run_worker("ours", args, shape, "--nondeterministic")
+        peer = run_worker("peer", args, shape)
+        mine, loose, theirs = ours["results"][0], plain["results"][0], peer["results"][0]
         for phase in ("train", "infer"):
             runs.append({"phase": phase, "height": mine["height"], "width": mine["width"], "batch": mine["batch"],
                          "ours_s": mine[f"{phase}_s"], "ours_nondeterministic_s": loose[f"{phase}_s"],
                          "peer_s": theirs[f"{phase}_s"], "ratio": mine[f"{phase}_s"] / theirs[f"{phase}_s"],
                          "ratio_nondeterministic": loose[f"{phase}_s"] / theirs[f"{phase}_s"],
                          "ours_first_s": mine[f"{phase}_first_s"], "peer_first_s": theirs[f"{phase}_first_s"]})
+        memory.append({"shape": shape, "ours_mb": ours["peak_rss_mb"], "peer_mb": peer["peak_rss_mb"],
+                       "ratio": ours["peak_rss_mb"] / peer["peak_rss_mb"]})
+    pipeline = run_worker("pipeline", args, args.shapes[0])
     result = {
         "runs": runs,
         "pipeline_overhead_pct": pipeline["results"]["pipeline_overhead_pct"],
         "pipeline": pipeline["results"],
-        "peak_rss_mb": {"ours": ours["peak_rss_mb"], "ours_nondeterministic": plain["peak_rss_mb"],
-                        "peer": peer["peak_rss_mb"]},
+        "peak_rss_mb": memory,
         "threads": args.threads,
         "warmup": args.warmup,
         "repeats": args.repeats,
         "machine": machine(),
-        "versions": versions(),
+        "versions": {**ours["versions"], **peer["versions"]},
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

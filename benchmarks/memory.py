@@ -27,7 +27,7 @@ def main():
     import keras
     import psutil
 
-    from birdseg import data, synthetic, train
+    from birdseg import data, devices, synthetic
     from birdseg.model import build_model, compile_model
 
     process = psutil.Process()
@@ -45,7 +45,7 @@ def main():
                                 resolutions=((160, 96), (192, 128), (128, 96)))
         generated = time.perf_counter() - start
         on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
-        train.set_seed(0)
+        devices.set_seed(0)
         loader = data.Dataloader(data.load_split(root, "train", 64, 96, training=True), args.batch_size, True, 0)
         model, _ = build_model(64, 96, encoder_weights=None)
         compile_model(model)

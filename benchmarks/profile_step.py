@@ -2,6 +2,8 @@
 
     python benchmarks/profile_step.py                       # 384x640, batch 1
     python benchmarks/profile_step.py --shape 192x320x4 --steps 10
+    python benchmarks/profile_step.py --grappler '{"disable_meta_optimizer": true}'   # Grappler's share
+    python benchmarks/profile_step.py --trace-parts         # what the first step's seconds are made of
 
 Builds our U-Net (random init), takes a few warm-up steps, profiles --steps training steps and prints the
 share of device time per op type (self time), grouped into the families that matter for this network
@@ -19,25 +21,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FAMILIES = (  # first match wins, on the op type
+FAMILIES = (  # first match wins, on a part of the op type (oneDNN's ops are named _MklNative<op>)
     ("depthwise conv gradients", ("DepthwiseConv2dNativeBackprop",)),
     ("depthwise conv", ("DepthwiseConv2dNative",)),
-    ("conv gradients", ("Conv2DBackprop", "_MklConv2DBackprop", "_MklNativeConv2DBackprop")),
-    ("conv (forward, fused)", ("Conv2D", "_FusedConv2D", "_MklConv2D", "_MklNativeConv2D", "_MklFusedConv2D",
-                               "_MklNativeFusedConv2D")),
-    ("BatchNorm", ("FusedBatchNorm", "_MklFusedBatchNorm", "_MklNativeFusedBatchNorm")),
-    ("activations (swish, sigmoid, relu) and grads", ("Sigmoid", "Relu", "Swish", "_MklSwish", "Elu")),
-    ("up-sampling and concat", ("ResizeNearestNeighbor", "ResizeBilinear", "ConcatV2", "_MklConcat")),
-    ("optimizer (Adam)", ("ResourceApplyAdam", "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp")),
-    ("reductions (SE blocks, loss, metrics)", ("Mean", "Sum", "Max", "Prod")),
+    ("conv gradients", ("Conv2DBackprop",)),
+    ("conv (forward, fused)", ("Conv2D",)),
+    ("BatchNorm", ("BatchNorm",)),
+    ("activations (swish, sigmoid, relu) and grads", ("Sigmoid", "Relu", "Swish", "Elu", "Tanh")),
+    ("up-sampling and concat", ("Resize", "Concat")),
+    ("optimizer (Adam)", ("ApplyAdam", "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp")),
+    ("reductions (SE blocks, BatchNorm statistics, loss, metrics)", ("Mean", "Sum", "Max", "Prod")),
 )
 
 
 def family(op_type):
-    for name, prefixes in FAMILIES:
-        if any(op_type.startswith(prefix) for prefix in prefixes):
+    for name, parts in FAMILIES:
+        if any(part in op_type for part in parts):
             return name
-    return "element-wise and other"
+    return "element-wise (Mul, Sub, AddN, Tile, ...) and other"
 
 
 def op_stats(logdir):
@@ -62,6 +63,10 @@ def main():
     parser.add_argument("--shape", default="384x640x1", help="HxWxBATCH")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--grappler", help="tf.config.optimizer.set_experimental_options, as JSON")
+    parser.add_argument("--trace-parts", action="store_true",
+                        help="also time tracing the forward pass and forward + backward + Adam on their own "
+                             "(the first step's time is then not comparable)")
     parser.add_argument("--out", help="write the table as JSON here")
     args = parser.parse_args()
     height, width, batch = (int(v) for v in args.shape.split("x"))
@@ -69,13 +74,30 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from birdseg.model import build_model, compile_model
+    from birdseg.devices import set_seed
+    from birdseg.model import bce_jaccard_loss, build_model, compile_model
 
+    if args.grappler:
+        tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
+    set_seed(0)  # as the notebook: op determinism on
     model, _ = build_model(height, width, encoder_weights=None)
     compile_model(model)
     rng = np.random.default_rng(0)
     x = rng.random((batch, height, width, 3), dtype=np.float32)
     y = (rng.random((batch, height, width, 1)) > 0.9).astype(np.float32)
+    if args.trace_parts:
+        def step(images, masks):
+            with tf.GradientTape() as tape:
+                loss = bce_jaccard_loss(masks, model(images, training=True))
+            model.optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        specs = (tf.TensorSpec(x.shape), tf.TensorSpec(y.shape))
+        for name, function, spec in (("forward", tf.function(lambda images: model(images, training=True)), specs[:1]),
+                                     ("forward + backward + Adam", tf.function(step), specs)):
+            start = time.perf_counter()
+            function.get_concrete_function(*spec)
+            print(f"tracing {name}: {time.perf_counter() - start:.1f} s", flush=True)
     start = time.perf_counter()
     model.train_on_batch(x, y)
     first = time.perf_counter() - start
@@ -95,8 +117,8 @@ def main():
     by_family = defaultdict(float)
     for op_type, us in stats:
         by_family[family(op_type)] += us
-    print(f"{args.shape}: first step {first:.1f} s, steady step {steady:.3f} s; op time per step "
-          f"{total / args.steps / 1e6:.3f} s (the rest of the step is host-side Keras and Python)")
+    print(f"{args.shape}, Grappler {args.grappler or 'default'}: first step {first:.1f} s, steady step {steady:.3f} s; "
+          f"op time per step {total / args.steps / 1e6:.3f} s (summed over both threads, so it can exceed the step)")
     print("\n| op family | share of op time | ms per step |\n|---|---|---|")
     for name, us in sorted(by_family.items(), key=lambda item: -item[1]):
         print(f"| {name} | {100 * us / total:.1f} % | {us / args.steps / 1000:.0f} |")

@@ -71,10 +71,10 @@ def background_baseline(test):
 
 def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir):
     """Train one fold as the notebook does; returns (test metrics, threshold, training seconds, weights used)."""
-    from birdseg import data, evaluate, train
+    from birdseg import data, devices, evaluate, train
     from birdseg.model import build_model, compile_model
 
-    train.set_seed(args.seed)
+    devices.set_seed(args.seed)
     height, width = recipe["IMAGE_HEIGHT"], recipe["IMAGE_WIDTH"]
     train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]))
     val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
@@ -134,7 +134,7 @@ def main():
 
     import numpy as np
 
-    from birdseg.datasets import samples_from_folders
+    from birdseg.dataset_tools import samples_from_folders
     from birdseg.files import write_json
     from birdseg.recipe import choose_recipe
 

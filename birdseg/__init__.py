@@ -1,7 +1,9 @@
 """birdseg: bird segmentation with a U-Net / EfficientNetB3 on TensorFlow-Keras.
 
 Layers, each importing only the ones before it:
-files, plots, recipe -> data (+ synthetic, datasets) -> pretrained -> model -> train -> evaluate -> cli.
+defaults, files, plots, recipe -> data (loading; + synthetic, dataset_tools: building and checking)
+-> pretrained -> model -> devices -> runs -> callbacks -> train -> predict -> evaluate -> figures
+-> viewer, export -> cli; install (hosted notebooks) stands alone.
 """
 import os
 

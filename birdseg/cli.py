@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from birdseg.defaults import CUB_VAL_RATIO, EXPORT_FORMATS, MASK_THRESHOLD, PREDICT_BATCH_SIZE, SPLIT_RATIOS, THRESHOLD
 from birdseg.synthetic import DEFAULT_COUNTS, DEFAULT_SEED
 
 
@@ -23,7 +24,7 @@ def cmd_make_synthetic(args):
 
 
 def cmd_make_dataset(args):
-    from birdseg import datasets
+    from birdseg import dataset_tools
 
     sources = [bool(args.images or args.masks), bool(args.cub), bool(args.davis)]
     if sum(sources) != 1:
@@ -32,27 +33,28 @@ def cmd_make_dataset(args):
     if args.cub:
         if not args.cub_segmentations:
             raise ValueError("--cub needs --cub-segmentations segmentations.tgz")
-        report = datasets.build_cub(
+        report = dataset_tools.build_cub(
             args.cub, args.cub_segmentations, args.out, val_ratio=args.val_ratio, group_species=args.group == "species",
             ratios=ratios, seed=args.seed, threshold=args.threshold, overwrite=args.overwrite, progress=not args.quiet,
         )
     else:
         if args.davis:
-            samples = datasets.samples_from_davis(args.davis, clips=args.clips)
+            samples = dataset_tools.samples_from_davis(args.davis, clips=args.clips)
         else:
             if not (args.images and args.masks):
                 raise ValueError("--images and --masks go together")
-            samples = datasets.samples_from_folders(args.images, args.masks, group_regex=args.group)
-        by_split = datasets.assign_splits(samples, ratios, args.seed)
-        report = datasets.build_dataset(by_split, args.out, args.threshold, args.overwrite, progress=not args.quiet)
+            samples = dataset_tools.samples_from_folders(args.images, args.masks, group_regex=args.group)
+        by_split = dataset_tools.assign_splits(samples, ratios, args.seed)
+        report = dataset_tools.build_dataset(by_split, args.out, args.threshold, args.overwrite,
+                                         progress=not args.quiet)
     print(report.summary())
     if args.zip:
-        print(f"wrote {datasets.zip_dataset(report.out)}")
+        print(f"wrote {dataset_tools.zip_dataset(report.out)}")
     return 0
 
 
 def cmd_check_dataset(args):
-    from birdseg.datasets import check_dataset
+    from birdseg.dataset_tools import check_dataset
 
     report = check_dataset(args.path, quick=args.quick)
     print(report.summary())
@@ -62,8 +64,8 @@ def cmd_check_dataset(args):
 
 
 def cmd_predict(args):
-    from birdseg.evaluate import image_files, predict_files
     from birdseg.model import load_model
+    from birdseg.predict import image_files, predict_files
 
     model = load_model(args.model, compile=False)
     files = image_files(args.input)
@@ -73,7 +75,7 @@ def cmd_predict(args):
 
 
 def cmd_evaluate(args):
-    from birdseg import evaluate
+    from birdseg import evaluate, figures
     from birdseg.data import find_pairs
     from birdseg.files import save_figure
     from birdseg.model import load_model
@@ -87,9 +89,9 @@ def cmd_evaluate(args):
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet)
         out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
-        save_figure(evaluate.sweep_figure(metrics), out / "threshold_sweep.png")
+        save_figure(figures.sweep_figure(metrics), out / "threshold_sweep.png")
         worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]
-        save_figure(prediction_grid(evaluate.figure_rows(model, pairs, worst, args.threshold),
+        save_figure(prediction_grid(figures.figure_rows(model, pairs, worst, args.threshold),
                                     title=f"Worst {len(worst)} images by IoU"), out / "worst.png")
         print(f"{model_path}: {evaluate.format_metrics(metrics)}\n  -> {out}")
         rows.append((str(model_path), metrics))
@@ -150,13 +152,15 @@ def build_parser():
     p.add_argument("--clips", nargs="+", help="with --davis: only these clips")
     p.add_argument("--cub", help="CUB_200_2011.tgz (read without unpacking)")
     p.add_argument("--cub-segmentations", help="segmentations.tgz of CUB-200-2011")
-    p.add_argument("--val-ratio", type=float, default=0.1, help="with --cub: share of the official train list used for val")
+    p.add_argument("--val-ratio", type=float, default=CUB_VAL_RATIO,
+                   help="with --cub: share of the official train list used for val")
     p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
-    p.add_argument("--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--ratios", nargs=3, type=float, default=SPLIT_RATIOS, metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--group", help="regex on the file stem; its first group (or whole match) keeps files together in "
                    "one split, e.g. '^(.+)_\\d+$' for <clip>_<frame>. With --cub: 'species'")
-    p.add_argument("--threshold", type=int, default=127, help="soft 0-255 masks: foreground above this value")
+    p.add_argument("--threshold", type=int, default=MASK_THRESHOLD,
+                   help="soft 0-255 masks: foreground above this value")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once the new one is complete)")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -172,8 +176,8 @@ def build_parser():
     p.add_argument("--model", required=True, help="a run folder or a .keras file")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="folder for <stem>_mask.png and <stem>_overlay.jpg")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--threshold", type=float, default=THRESHOLD)
+    p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_predict)
 
@@ -182,8 +186,8 @@ def build_parser():
     p.add_argument("--data", required=True, help="dataset folder with <split>/images and <split>/mask")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv and figures")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--threshold", type=float, default=THRESHOLD)
+    p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -191,7 +195,7 @@ def build_parser():
 
     p = commands.add_parser("export", help="export a model (savedmodel, tflite, onnx) and check it predicts the same")
     p.add_argument("--model", required=True, help="a run folder or a .keras file")
-    p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference in probability")
     p.set_defaults(run=cmd_export)

@@ -24,11 +24,12 @@ import keras
 import numpy as np
 from PIL import Image, ImageOps
 
+from birdseg.defaults import MASK_THRESHOLD
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Files that file managers and OSes drop into folders; never data.
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
-MASK_THRESHOLD = 127
 SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
 
 
@@ -163,13 +164,16 @@ def read_mask(path):
     return decode_mask(path).foreground.astype(np.uint8)
 
 
+def size_mismatch(mask_source, mask_size, image_name, image_size):
+    """The one message for a mask whose (width, height) is not its image's (upright) size."""
+    return (f"{mask_source}: mask is {mask_size[0]}x{mask_size[1]} but its image {Path(image_name).name} is "
+            f"{image_size[0]}x{image_size[1]} (width x height)")
+
+
 def read_pair(image_path, mask_path):
     image, mask = read_image(image_path), read_mask(mask_path)
     if image.shape[:2] != mask.shape:
-        raise DatasetError(
-            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {Path(image_path).name} "
-            f"is {image.shape[1]}x{image.shape[0]} (width x height)"
-        )
+        raise DatasetError(size_mismatch(mask_path, mask.shape[::-1], image_path, image.shape[1::-1]))
     return image, mask
 
 

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from birdseg.defaults import EXPORT_FORMATS
 from birdseg.model import model_image_size
 
-FORMATS = ("savedmodel", "tflite", "onnx")
 FILE_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
 def export_model(model, out_dir, fmt):
     """Write `model` in format `fmt` into `out_dir`; returns the path. Nothing half-written is left on failure."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / FILE_NAMES[fmt]

@@ -15,12 +15,12 @@ from keras import ops
 
 from birdseg import pretrained
 from birdseg.data import check_image_size
+from birdseg.defaults import THRESHOLD
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
 
 BACKBONE = "efficientnetb3"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-THRESHOLD = 0.5
 SMOOTH = 1e-5
 
 
@@ -60,10 +60,11 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     check_image_size(height, width)
     weights = pretrained.locate_encoder_weights(None if init_model else encoder_weights)
     unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3))
-    if bn_momentum is not None:
-        for layer in unet.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
+    for layer in unet.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            if bn_momentum is not None:
                 layer.momentum = float(bn_momentum)
+            use_fused_batch_norm(layer)
     weights_used = {"source": weights.source, "file": None, "sha256": None}
     if weights.file is not None:
         layout = pretrained.load_encoder_weights(unet, weights.file)
@@ -100,6 +101,43 @@ def copy_weights_from(model, path):
             raise ValueError(f"{model_file}: weight {saved_name} has shape {saved_shape}, {name} needs {shape}")
     model.set_weights(saved.get_weights())
     return {"source": "birdseg model", "file": str(model_file), "sha256": pretrained.sha256(model_file)}
+
+
+def use_fused_batch_norm(layer):
+    """Make a BatchNormalization layer compute with TensorFlow's fused kernel (one op forward, one backward).
+
+    Keras 3 computes BatchNorm from primitives (mean, squared difference, rsqrt, multiply, add) and their
+    gradients: on a CPU that was ~18 % of a training step's op time for this network and keeps more activations
+    for the backward pass (benchmarks/README.md, "Where the time goes"). The result is Keras' own: same
+    normalisation, same moving-average update (the fused kernel's Bessel-corrected batch variance is scaled back
+    to the biased one Keras uses). Only the computation changes, so the saved model is a plain Keras model.
+    Layers this does not cover (masks, renorm, synchronized, channels not last) keep Keras' computation.
+    """
+    if layer.renorm or layer.synchronized or layer.axis not in (-1, len(layer.input.shape) - 1):
+        return
+    keras_call = layer.call
+
+    def fused_call(inputs, training=None, mask=None):
+        if mask is not None or len(inputs.shape) != 4:
+            return keras_call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, "float32")  # as Keras: statistics in float32 even under mixed precision
+        channels = x.shape[-1]
+        gamma = layer.gamma if layer.scale else tf.ones((channels,))
+        beta = layer.beta if layer.center else tf.zeros((channels,))
+        if training and layer.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=layer.epsilon,
+                                                                 is_training=True)
+            count = tf.cast(tf.size(x) // channels, "float32")
+            variance = variance * (count - 1.0) / tf.maximum(count, 2.0)  # back to the biased variance
+            layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
+            layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean=layer.moving_mean,
+                                                       variance=layer.moving_variance, epsilon=layer.epsilon,
+                                                       is_training=False)
+        return tf.cast(y, layer.compute_dtype)
+
+    layer.call = fused_call
 
 
 def describe_weights(weights_used):
@@ -140,7 +178,8 @@ class ThresholdScore(keras.metrics.Metric):
     """IoU, F1, precision or recall of the thresholded prediction, accumulated over all pixels of an epoch.
 
     Accumulating true/false positives over the epoch gives the dataset-level score, not a mean of
-    per-batch scores (which over-weights small batches and empty images).
+    per-batch scores (which over-weights small batches and empty images). Not Keras' BinaryIoU: that scores
+    "no bird and none predicted" as 0 (here 1, as in scores_from_counts) and has no F1 at the same threshold.
     """
 
     KINDS = ("iou", "f1", "precision", "recall")

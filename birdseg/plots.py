@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from birdseg.defaults import THRESHOLD
+
 TRUE_COLOR = (40, 200, 90)
 PRED_COLOR = (255, 50, 50)
 
@@ -103,7 +105,7 @@ def plot_history(history, monitor="val_iou_score"):
     if history.get(monitor):
         values = np.asarray(history[monitor], dtype=float)
         best = int(np.nanargmax(values) if "iou" in monitor or "f1" in monitor else np.nanargmin(values)) + 1
-    for ax, key, label in ((axes[0], "loss", "loss (BCE + Jaccard)"), (axes[1], "iou_score", "IoU at threshold 0.5")):
+    for ax, key, label in ((axes[0], "loss", "loss (BCE + Jaccard)"), (axes[1], "iou_score", f"IoU at threshold {THRESHOLD}")):
         if key in history:
             ax.plot(epochs, history[key], "o-", label="train")
         if "val_" + key in history:

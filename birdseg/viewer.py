@@ -6,9 +6,9 @@ widgets cannot be shown, so it draws the same views as static figures instead.
 import os
 
 from birdseg import plots
-from birdseg.data import read_pair
-from birdseg.evaluate import batched, predict_probabilities
-from birdseg.model import THRESHOLD, confusion_counts, scores_from_counts
+from birdseg.defaults import THRESHOLD
+from birdseg.model import confusion_counts, scores_from_counts
+from birdseg.predict import predict_pairs
 
 # Set for the kernels that Jupyter Server (Notebook 7, Lab) and VS Code start; papermill and nbconvert set
 # neither (jupyter_client's JPY_PARENT_PID is set for every kernel, headless ones too, so it cannot tell).
@@ -32,10 +32,10 @@ def show_viewer(model, pairs, interactive=None, max_images=24):
     """Show the viewer for the first `max_images` (image_path, mask_path) pairs; returns the widget or figures."""
     import matplotlib.pyplot as plt
 
-    pairs = list(pairs)[:max_images]
-    loaded = [read_pair(*pair) for pair in pairs]
-    probabilities = [p for chunk in batched(loaded, 4) for p in predict_probabilities(model, [i for i, _ in chunk])]
-    names = [image_path.name for image_path, _ in pairs]
+    predicted = list(predict_pairs(model, list(pairs)[:max_images]))
+    loaded = [(image, truth) for _, image, truth, _ in predicted]
+    probabilities = [probability for *_, probability in predicted]
+    names = [image_path.name for (image_path, _), *_ in predicted]
     if interactive is None:
         interactive = running_live()
     if not interactive:
@@ -50,7 +50,7 @@ def show_viewer(model, pairs, interactive=None, max_images=24):
     from IPython.display import display
 
     output = widgets.Output()
-    index = widgets.IntSlider(0, 0, len(pairs) - 1, description="image")
+    index = widgets.IntSlider(0, 0, len(predicted) - 1, description="image")
     threshold = widgets.FloatSlider(THRESHOLD, min=0.05, max=0.95, step=0.05, description="threshold")
     view = widgets.ToggleButtons(options=["overlay", "predicted_mask", "probability"], description="view")
 

@@ -92,7 +92,7 @@ def threshold_end_that_changes_the_mask(model, pairs):
     from the mask at 0.5, so the test checks a visible change whatever the tiny model learnt. One key press is
     one value change, so one redraw to wait for."""
     from birdseg.data import read_pair
-    from birdseg.evaluate import predict_probabilities
+    from birdseg.predict import predict_probabilities
 
     image, _ = read_pair(*pairs[0])
     probability = predict_probabilities(model, [image])[0]

@@ -7,9 +7,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from birdseg import model as M
-from conftest import ROOT
 
 TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     import json, os, sys
@@ -17,10 +17,11 @@ TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
-    from birdseg import data, train
+    from birdseg import data
+    from birdseg.devices import distribution_strategy
     from birdseg.model import compile_model
     devices = None if "TF_CONFIG" in os.environ else ["/cpu:0", "/cpu:1"]
-    strategy = train.distribution_strategy(devices)
+    strategy = distribution_strategy(devices)
     with strategy.scope():
         inputs = keras.Input((32, 32, 3))
         outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
@@ -64,7 +65,7 @@ def unused_tcp_port():
 
 
 def test_default_strategy_on_one_cpu():
-    from birdseg.train import distribution_strategy
+    from birdseg.devices import distribution_strategy
 
     assert distribution_strategy().num_replicas_in_sync == 1
 

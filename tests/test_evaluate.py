@@ -1,4 +1,4 @@
-"""Evaluation, figures and prediction, on the model trained by the tiny notebook run."""
+"""Evaluation: metrics of a model on a dataset, the run folder it leaves, and the evaluate command."""
 import csv
 import json
 
@@ -8,8 +8,9 @@ from PIL import Image
 
 from birdseg import evaluate
 from birdseg.cli import main
-from birdseg.data import find_pairs, read_image
+from birdseg.data import find_pairs
 from birdseg.model import confusion_counts, scores_from_counts
+from birdseg.predict import prepare_batch
 
 
 class PerfectModel:
@@ -23,7 +24,7 @@ class PerfectModel:
         self.truth = {}
         for image_path, mask_path in pairs:
             image, mask = read_pair(image_path, mask_path)
-            resized = evaluate.prepare_batch(self, [image])[0]
+            resized = prepare_batch(self, [image])[0]
             self.truth[resized.tobytes()] = mask
         self.invert = invert
 
@@ -80,57 +81,11 @@ def test_metrics_match_a_fresh_evaluation(run_dir, trained_model, tiny_dataset):
     assert again["iou"] == pytest.approx(saved["iou"], abs=1e-6)
 
 
-def test_predict_image_any_size(trained_model, tiny_dataset):
-    for image_path, _ in find_pairs(tiny_dataset / "test"):
-        image = read_image(image_path)
-        mask = evaluate.predict_image(trained_model, image)
-        assert mask.shape == image.shape[:2] and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
-    big = np.zeros((1000, 1500, 3), np.uint8)
-    assert evaluate.predict_image(trained_model, big).shape == (1000, 1500)
-
-
-def test_predict_cli_writes_masks_and_skips_unreadable(run_dir, tiny_dataset, tmp_path, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for image_path, _ in find_pairs(tiny_dataset / "test"):
-        (photos / image_path.name).write_bytes(image_path.read_bytes())
-    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    (photos / "notes.txt").write_text("not an image")
-    out = tmp_path / "masks"
-    assert main(["predict", "--model", str(run_dir), "--input", str(photos), "--out", str(out), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert "skipped" in printed and "broken.jpg: cannot read image" in printed
-    assert "3 masks written" in printed and "1 unreadable file(s) skipped" in printed
-    for image_path, _ in find_pairs(tiny_dataset / "test"):
-        mask = np.asarray(Image.open(out / f"{image_path.stem}_mask.png"))
-        assert mask.shape == read_image(image_path).shape[:2] and set(np.unique(mask)) <= {0, 255}
-        assert (out / f"{image_path.stem}_overlay.jpg").stat().st_size > 0
-
-
-def test_predict_same_stem_two_formats_writes_both(run_dir, tiny_dataset, tmp_path):
-    image_path = find_pairs(tiny_dataset / "test")[0][0]
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.open(image_path).save(photos / "a.jpg")
-    Image.open(image_path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photos / "a.png")
-    out = tmp_path / "masks"
-    assert main(["predict", "--model", str(run_dir), "--input", str(photos), "--out", str(out), "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a_jpg_mask.png", "a_jpg_overlay.jpg", "a_png_mask.png",
-                                                     "a_png_overlay.jpg"]
-
-
 def test_model_names_are_distinct():
     assert evaluate.model_names(["runs/a", "runs/b"]) == ["a", "b"]
     assert evaluate.model_names(["runs/a/model.keras", "runs/b/model.keras"]) == ["a_model", "b_model"]
     with pytest.raises(ValueError, match="the same model is given more than once"):
         evaluate.model_names(["runs/a", "runs/a"])
-
-
-def test_predict_cli_bad_paths(run_dir, tmp_path, capsys):
-    assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "no saved model here" in capsys.readouterr().err
-    assert main(["predict", "--model", str(run_dir), "--input", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
-    assert "nope: no such file or folder" in capsys.readouterr().err
 
 
 def test_evaluate_cli_single_and_comparison(run_dir, tiny_dataset, tmp_path, capsys):
@@ -161,17 +116,3 @@ def test_scores_match_confusion_counts():
     pred = np.array([[1, 0, 1, 0]])
     assert confusion_counts(truth, pred) == (1, 1, 1, 1)
     assert scores_from_counts(1, 1, 1) == pytest.approx({"iou": 1 / 3, "f1": 0.5, "precision": 0.5, "recall": 0.5})
-
-
-def test_publish_figures_last_epoch_only_and_never_temporaries(tmp_path):
-    from birdseg.evaluate import publish_figures
-
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("history.png", "results_epoch_2.png", "results_epoch_10.png", ".tmp-1-history.png"):
-        (run / name).write_bytes(b"png")
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "results_epoch_7.png").write_bytes(b"old")
-    copied = publish_figures(run, tmp_path / "examples")
-    assert sorted(p.name for p in copied) == ["history.png", "results_epoch_10.png"]
-    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["history.png", "results_epoch_10.png"]

@@ -3,9 +3,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from birdseg import install
-from conftest import ROOT
 
 REQUIREMENTS = install.read_requirements()
 

@@ -124,3 +124,35 @@ def test_init_model_of_another_network_is_refused(tmp_path):
     keras.Model(inputs, keras.layers.Conv2D(1, 3)(inputs)).save(tmp_path / "other.keras")
     with pytest.raises(ValueError, match=r"other\.keras: 2 weights, this model needs \d+: not the same network"):
         M.build_model(32, 32, encoder_weights=None, init_model=tmp_path / "other.keras")
+
+
+def test_fused_batch_norm_computes_what_keras_batch_norm_does():
+    import tensorflow as tf
+
+    def net():
+        inputs = keras.Input((12, 10, 3))
+        x = keras.layers.Conv2D(5, 3, padding="same")(inputs)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        return keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
+
+    plain, fused = net(), net()
+    fused.set_weights(plain.get_weights())
+    M.use_fused_batch_norm(fused.layers[2])
+    x = tf.random.stateless_normal((2, 12, 10, 3), seed=(1, 2)) * 2 + 0.5
+    results = []
+    for model in (plain, fused):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.reduce_mean(out ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        results.append((out.numpy(), [g.numpy() for g in grads], model.layers[2].moving_variance.numpy(),
+                        model.layers[2].moving_mean.numpy(), model(x, training=False).numpy()))
+    for keras_value, fused_value in zip(*results):
+        for a, b in zip(*(v if isinstance(v, list) else [v] for v in (keras_value, fused_value))):
+            np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
+    assert fused.layers[2].call.__name__ == "fused_call"
+
+
+def test_build_model_fuses_every_batch_norm(unet):
+    norms = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 50 and all(layer.call.__name__ == "fused_call" for layer in norms)

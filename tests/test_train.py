@@ -1,3 +1,4 @@
+"""The training loop: run files, repeatability, resuming, NaN, the time budget, finished runs."""
 import math
 
 import keras
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from birdseg import data, train
+from birdseg import data, devices, runs, train
 from birdseg.files import read_json
 from birdseg.model import compile_model, gpu_available
 
@@ -28,7 +29,7 @@ def loaders(dataset_root, seed=0, size=32):
 
 
 def fit(run_dir, dataset_root, epochs, seed=0, **kwargs):
-    train.set_seed(seed)
+    devices.set_seed(seed)
     model = tiny_model()
     train_loader, val_loader, val_set = loaders(dataset_root, seed)
     history = train.train(model, train_loader, val_loader, run_dir, epochs, preview_samples=[val_set[0]],
@@ -36,33 +37,10 @@ def fit(run_dir, dataset_root, epochs, seed=0, **kwargs):
     return model, history
 
 
-def test_run_dirs_are_new_and_config_complete(tmp_path):
-    first, params = train.start_run({"EPOCHS": 3, "SEED": 1}, tmp_path)
-    second, _ = train.start_run({"EPOCHS": 3, "SEED": 1}, tmp_path)
-    assert first != second and first.parent == second.parent == tmp_path
-    config = read_json(first / "config.json")
-    assert config["parameters"] == {"EPOCHS": 3, "SEED": 1} == params
-    assert {"tensorflow", "keras", "segmentation_models", "python"} <= set(config["versions"])
-    assert config["device"].startswith(("CPU", "GPU")) and "git_commit" in config and config["created_utc"]
-
-
-def test_resume_keeps_saved_parameters_and_can_extend_epochs(tmp_path):
-    run_dir, _ = train.start_run({"EPOCHS": 3, "SEED": 1, "MAX_TRAINING_MINUTES": None}, tmp_path)
-    # The notebook's default EPOCHS is not a request to extend: only an explicitly given, larger value is.
-    _, params = train.start_run({"EPOCHS": 10, "SEED": 99}, tmp_path, resume=run_dir, extend={"EPOCHS": None})
-    assert params == {"EPOCHS": 3, "SEED": 1, "MAX_TRAINING_MINUTES": None}
-    _, params = train.start_run({"EPOCHS": 5, "SEED": 99}, tmp_path, resume=run_dir,
-                                extend={"EPOCHS": 5, "MAX_TRAINING_MINUTES": 2})
-    assert params == {"EPOCHS": 5, "SEED": 1, "MAX_TRAINING_MINUTES": 2}
-    assert read_json(run_dir / "config.json")["parameters"]["EPOCHS"] == 5
-    with pytest.raises(FileNotFoundError, match="no config.json there"):
-        train.start_run({}, tmp_path, resume=tmp_path / "nope")
-
-
 def test_train_writes_run_files(tmp_path, tiny_dataset):
     model, history = fit(tmp_path, tiny_dataset, epochs=3)
     assert len(history["loss"]) == 3 and {"val_iou_score", "val_f1_score", "learning_rate"} <= set(history)
-    assert train.load_history(tmp_path)["val_loss"] == pytest.approx(history["val_loss"], rel=1e-5)
+    assert runs.load_history(tmp_path)["val_loss"] == pytest.approx(history["val_loss"], rel=1e-5)
     for epoch in (1, 2, 3):
         figure = tmp_path / f"results_epoch_{epoch}.png"
         assert Image.open(figure).size[0] > 300
@@ -106,7 +84,7 @@ class PoisonedLoader(data.Dataloader):
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_epoch(tmp_path, tiny_dataset):
-    train.set_seed(0)
+    devices.set_seed(0)
     model = tiny_model()
     _, val_loader, _ = loaders(tiny_dataset)
     train_set = data.load_split(tiny_dataset, "train", 32, 32, training=True)
@@ -118,12 +96,6 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_epoch(tmp_path, t
     assert (tmp_path / "model.keras").is_file()
     reloaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
     assert all(np.isfinite(w).all() for w in reloaded.get_weights())
-
-
-def test_history_csv_roundtrip(tmp_path):
-    history = {"loss": [1.0, 0.5], "val_iou_score": [0.1, 0.2]}
-    train.write_history_csv(tmp_path / "history.csv", history)
-    assert train.read_history_csv(tmp_path / "history.csv") == history
 
 
 def test_time_budget_stops_cleanly_and_history_says_so(tmp_path, tiny_dataset, capsys):
@@ -140,17 +112,6 @@ def test_time_budget_stops_cleanly_and_history_says_so(tmp_path, tiny_dataset, c
 def test_roomy_time_budget_changes_nothing(tmp_path, tiny_dataset):
     _, history = fit(tmp_path, tiny_dataset, epochs=2, max_minutes=60)
     assert history["stopped_on_budget"] == [0.0, 0.0]
-
-
-def test_plot_history_past_twenty_epochs():
-    from birdseg.plots import plot_history
-
-    epochs = 25
-    history = {"loss": list(np.linspace(1, 0.1, epochs)), "val_loss": list(np.linspace(1.1, 0.2, epochs)),
-               "iou_score": list(np.linspace(0, 0.9, epochs)), "val_iou_score": list(np.linspace(0, 0.8, epochs))}
-    figure = plot_history(history)
-    ticks = figure.axes[0].get_xticks()
-    assert all(float(t).is_integer() for t in ticks) and len(ticks) < epochs
 
 
 def test_finished_run_says_so_and_trains_no_more(tmp_path, tiny_dataset, capsys):
@@ -185,11 +146,3 @@ def test_cosine_schedule_warms_up_then_decays_to_nearly_zero(tmp_path, tiny_data
     _, history = fit(tmp_path, tiny_dataset, epochs=4, lr_schedule="cosine", patience=None)
     rates = history["learning_rate"]  # the last step's rate of each epoch; the base is 1e-2
     assert rates == sorted(rates, reverse=True) and 4e-3 < rates[1] < 9e-3 and rates[-1] < 5e-4
-
-
-def test_cosine_schedule_follows_the_time_budget():
-    budget = train.TrainingBudget(minutes=1, spent_seconds=45)  # three quarters spent
-    schedule = train.CosineDecay(1.0, epochs=1000, steps_per_epoch=10, budget=budget)
-    assert schedule.progress(batch=0) == pytest.approx(0.75, abs=0.01)  # time binds, not the 1000 epochs
-    with pytest.raises(ValueError, match="LR_SCHEDULE='linear'"):
-        train.train(None, None, None, "unused", 1, lr_schedule="linear")

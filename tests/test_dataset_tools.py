@@ -8,7 +8,7 @@ import pytest
 from conftest import sky_with_bird
 from PIL import Image
 
-from birdseg import datasets
+from birdseg import dataset_tools
 from birdseg.cli import main
 from birdseg.data import DatasetError, find_pairs, read_mask
 
@@ -107,7 +107,7 @@ def test_mask_size_mismatch_named_and_nothing_written(tmp_path, capsys):
     save(src / "masks" / "a_00003.png", np.zeros((5, 5), np.uint8))  # the last one written
     assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
                "--ratios", 1, 0, 0, "--quiet") == 2
-    assert re.search(r"a_00003\.png: mask is 5x5 but image a_00003\.jpg is 80x48", capsys.readouterr().err)
+    assert re.search(r"a_00003\.png: mask is 5x5 but its image a_00003\.jpg is 80x48", capsys.readouterr().err)
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".build-*"))
 
 
@@ -144,16 +144,16 @@ def test_existing_output_refused_unless_overwrite(tmp_path, capsys):
 
 def test_too_few_groups_for_splits(tmp_path):
     src = make_folders(tmp_path / "src", count=2, clips=("a", "b"))
-    samples = datasets.samples_from_folders(src / "images", src / "masks", r"^(.+)_\d+$")
+    samples = dataset_tools.samples_from_folders(src / "images", src / "masks", r"^(.+)_\d+$")
     with pytest.raises(DatasetError, match="only 2 group"):
-        datasets.assign_splits(samples)
+        dataset_tools.assign_splits(samples)
 
 
 def test_split_ratios_roughly_respected():
-    samples = [datasets.Sample(f"s{i}", "", None, None, f"g{i // 2}") for i in range(200)]
-    by_split = datasets.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
+    samples = [dataset_tools.Sample(f"s{i}", "", None, None, f"g{i // 2}") for i in range(200)]
+    by_split = dataset_tools.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
     assert [len(by_split[s]) for s in ("train", "val", "test")] == [160, 20, 20]
-    again = datasets.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
+    again = dataset_tools.assign_splits(samples, (0.8, 0.1, 0.1), seed=1)
     assert [s.stem for s in again["val"]] == [s.stem for s in by_split["val"]]
 
 
@@ -267,7 +267,7 @@ def test_cub_wrong_archive_named(tmp_path, capsys):
 def good(tmp_path):
     src = make_folders(tmp_path / "src", count=3)
     out = tmp_path / "birds"
-    datasets.build_dataset(datasets.assign_splits(datasets.samples_from_folders(
+    dataset_tools.build_dataset(dataset_tools.assign_splits(dataset_tools.samples_from_folders(
         src / "images", src / "masks", r"^(.+)_\d+$")), out, progress=False)
     return out
 
@@ -310,7 +310,7 @@ def test_check_reports_every_problem(good, capsys):
 
 
 def test_check_zip_and_bad_zips(good, tmp_path, capsys):
-    archive = datasets.zip_dataset(good)
+    archive = dataset_tools.zip_dataset(good)
     assert cli("check-dataset", archive) == 0
     other = tmp_path / "other.zip"
     with zipfile.ZipFile(other, "w") as zf:

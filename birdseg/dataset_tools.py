@@ -23,7 +23,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from birdseg.data import (
-    MASK_THRESHOLD,
     SPLITS,
     DatasetError,
     decode_mask,
@@ -31,12 +30,13 @@ from birdseg.data import (
     find_pairs,
     is_image_file,
     list_images,
+    size_mismatch,
     upright_size,
 )
+from birdseg.defaults import CUB_VAL_RATIO, MASK_THRESHOLD, SPLIT_RATIOS
 from birdseg.files import atomic_path
 
 MASK_SUFFIXES = ("_mask", "-mask", ".mask", "_seg", "-seg")
-DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
 
 @dataclass
@@ -67,7 +67,7 @@ def image_size(data, source):
 # ---------------------------------------------------------------- splitting
 
 
-def assign_splits(samples, ratios=DEFAULT_RATIOS, seed=0):
+def assign_splits(samples, ratios=SPLIT_RATIOS, seed=0):
     """Map split -> samples. Whole groups go to one split; splits get close to `ratios` of the images."""
     ratios = np.asarray(ratios, float)
     if len(ratios) != 3 or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
@@ -288,16 +288,13 @@ def write_sample(split_dir, sample, threshold):
     reading = decode_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
     foreground = reading.foreground
     if foreground.shape != (height, width):
-        raise DatasetError(
-            f"{sample.mask_source}: mask is {foreground.shape[1]}x{foreground.shape[0]} but image "
-            f"{sample.image_name} is {width}x{height} (width x height)"
-        )
+        raise DatasetError(size_mismatch(sample.mask_source, foreground.shape[::-1], sample.image_name, (width, height)))
     (split_dir / "images" / sample.image_name).write_bytes(image_bytes)
     Image.fromarray(foreground.astype(np.uint8) * 255).save(split_dir / "mask" / f"{sample.stem}.png")
     return reading
 
 
-def build_dataset(samples_by_split, out, threshold=127, overwrite=False, progress=True):
+def build_dataset(samples_by_split, out, threshold=MASK_THRESHOLD, overwrite=False, progress=True):
     """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport."""
     total = sum(len(s) for s in samples_by_split.values())
     groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
@@ -311,8 +308,8 @@ def build_dataset(samples_by_split, out, threshold=127, overwrite=False, progres
     return report
 
 
-def build_cub(cub_archive, segmentations_archive, out, val_ratio=0.1, group_species=False, ratios=DEFAULT_RATIOS,
-              seed=0, threshold=127, overwrite=False, progress=True):
+def build_cub(cub_archive, segmentations_archive, out, val_ratio=CUB_VAL_RATIO, group_species=False,
+              ratios=SPLIT_RATIOS, seed=0, threshold=MASK_THRESHOLD, overwrite=False, progress=True):
     """CUB-200-2011 from its two official archives, streamed (never unpacked to disk).
 
     Default: the official test list is the test split and `val_ratio` of the official training images
@@ -497,8 +494,7 @@ def _check_pair(image_path, mask_path, report, quick):
         report.errors.append(str(error) if isinstance(error, DatasetError) else f"{image_path}: {error}")
         return None
     if image_size_ != mask_size:
-        report.errors.append(f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but image is "
-                             f"{image_size_[0]}x{image_size_[1]} (width x height)")
+        report.errors.append(size_mismatch(mask_path, mask_size, image_path, image_size_))
         return None
     report.sizes[image_size_] += 1
     if quick:

@@ -1,0 +1,9 @@
+"""Defaults shared by the package and its command line, in one place and with no heavy imports (the CLI reads
+them before it knows whether a command needs TensorFlow)."""
+
+THRESHOLD = 0.5  # probability above which a pixel is predicted "bird"
+MASK_THRESHOLD = 127  # soft 0..255 masks on disk: bird above this value
+SPLIT_RATIOS = (0.8, 0.1, 0.1)  # train, val, test shares when a dataset is built
+CUB_VAL_RATIO = 0.1  # share of CUB-200-2011's official training list held back for validation
+PREDICT_BATCH_SIZE = 4  # images read and predicted at a time: memory does not grow with a folder's size
+EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")

@@ -1,0 +1,74 @@
+"""Evaluation figures: overlays with per-image IoU, best and worst grids, the threshold sweep, and copying a
+run's figures into `examples/`."""
+import shutil
+from pathlib import Path
+
+from birdseg import plots
+from birdseg.defaults import THRESHOLD
+from birdseg.evaluate import best_threshold
+from birdseg.files import atomic_path, save_figure
+from birdseg.predict import predict_pairs
+
+
+def figure_rows(model, pairs, entries, threshold=THRESHOLD):
+    """Grid rows (image, true, pred, caption with per-image IoU) for `entries` of metrics["per_image"]."""
+    by_name = {Path(image_path).name: (image_path, mask_path) for image_path, mask_path in pairs}
+    chosen = [by_name[entry["image"]] for entry in entries]
+    return [
+        {"image": image, "true": truth, "pred": prob > threshold, "caption": f"{entry['image']}  IoU {entry['iou']:.3f}"}
+        for entry, (_, image, truth, prob) in zip(entries, predict_pairs(model, chosen))
+    ]
+
+
+def sweep_figure(metrics):
+    """IoU and F1 against the threshold, with the best-IoU threshold marked."""
+    sweep = metrics["sweep"]
+    return plots.plot_threshold_sweep(sweep["thresholds"], sweep["iou"], sweep["f1"], best_threshold(metrics)[0])
+
+
+def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery_size=12):
+    """Save history.png, overlays.png (first `gallery_size` test images), resultbirds-up.png (best
+    `count` by IoU), resultbirds-bottom.png (worst `count`) and threshold_sweep.png into `out_dir`;
+    return the figures by name for inline display."""
+    figures = {}
+    if history:
+        figures["history.png"] = plots.plot_history(history)
+    per_image, threshold = metrics["per_image"], metrics["threshold"]
+    ranked = sorted(per_image, key=lambda entry: entry["iou"], reverse=True)
+    figures["overlays.png"] = plots.overlay_gallery(
+        figure_rows(model, pairs, per_image[:gallery_size], threshold), columns=min(3, len(per_image)),
+        title=f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})",
+    )
+    figures["resultbirds-up.png"] = plots.prediction_grid(
+        figure_rows(model, pairs, ranked[:count], threshold), title="Best-scoring test images"
+    )
+    figures["resultbirds-bottom.png"] = plots.prediction_grid(
+        figure_rows(model, pairs, ranked[::-1][:count], threshold), title="Worst-scoring test images"
+    )
+    figures["threshold_sweep.png"] = sweep_figure(metrics)
+    for name, fig in figures.items():
+        save_figure(fig, Path(out_dir) / name, close=False)
+    return figures
+
+
+def publish_figures(run_dir, examples_dir):
+    """Copy a run's figures into `examples_dir`: the evaluation figures and the last epoch's
+    `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all). Temporary
+    files of an interrupted write (dot-files) are never published."""
+    if not examples_dir:
+        return []
+    examples_dir = Path(examples_dir)
+    examples_dir.mkdir(parents=True, exist_ok=True)
+    for stale in examples_dir.glob("results_epoch_*.png"):
+        stale.unlink()
+    figures = [path for path in Path(run_dir).glob("*.png") if not path.name.startswith(".")]
+    epochs = [path for path in figures if path.name.startswith("results_epoch_")]
+    if epochs:
+        last = max(epochs, key=lambda path: int(path.stem.rsplit("_", 1)[1]))
+        figures = [path for path in figures if path not in epochs] + [last]
+    copied = []
+    for source in sorted(figures):
+        with atomic_path(examples_dir / source.name) as tmp:
+            shutil.copyfile(source, tmp)
+        copied.append(examples_dir / source.name)
+    return copied

@@ -1,0 +1,123 @@
+"""Run folders: a new `runs/<UTC time>_<id>/` per run with config.json (every parameter, versions, git commit,
+device), resuming one, and its history.csv. Every file is written atomically."""
+import csv
+import io
+import secrets
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from birdseg.devices import describe_device
+from birdseg.files import read_json, write_json, write_text
+
+
+def new_run_dir(output_dir):
+    """Create and return a new, empty run folder `<output_dir>/<UTC timestamp>_<6 hex>`."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(output_dir) / f"{stamp}_{secrets.token_hex(3)}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+def package_versions():
+    import albumentations
+    import segmentation_models
+
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "segmentation_models": segmentation_models.__version__,
+        "albumentations": albumentations.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def git_commit(directory="."):
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def start_run(parameters, output_dir, resume=None, extend=None):
+    """Return (run_dir, parameters) for a new run, or for the run folder `resume` to continue.
+
+    A new run gets a new folder and a config.json with every parameter, package versions, the git
+    commit and the device. A resumed run keeps its saved parameters: the ones given here are ignored,
+    except the values in `extend` (e.g. {"EPOCHS": 20}; None: not given) that are larger than the saved
+    ones, which extend the run.
+    """
+    if resume:
+        run_dir = Path(resume)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
+        config = read_json(config_path)
+        saved = dict(config["parameters"])
+        raised = {key: value for key, value in (extend or {}).items()
+                  if value is not None and (saved.get(key) is None or value > saved[key])}
+        if raised:
+            saved.update(raised)
+            config["parameters"] = saved
+            write_json(config_path, config)
+        return run_dir, saved
+    run_dir = new_run_dir(output_dir)
+    write_json(
+        run_dir / "config.json",
+        {
+            "parameters": parameters,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "git_commit": git_commit(Path(__file__).resolve().parent),
+            "device": describe_device(),
+        },
+    )
+    return run_dir, dict(parameters)
+
+
+def record_encoder_weights(run_dir, weights_used):
+    """Store what the encoder started from in config.json, once: a resumed run keeps the first record.
+    Returns the recorded value."""
+    config_path = Path(run_dir) / "config.json"
+    config = read_json(config_path)
+    if "encoder_weights" not in config:
+        config["encoder_weights"] = weights_used
+        write_json(config_path, config)
+    return config["encoder_weights"]
+
+
+def write_history_csv(path, history):
+    """history.csv from the whole history, written atomically. Not Keras' CSVLogger, which appends per epoch: a
+    resumed run would repeat the epochs after its checkpoint, and a kill could leave half a line."""
+    keys = ["epoch"] + sorted(history)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(keys)
+    for i in range(len(history["loss"])):
+        writer.writerow([i + 1] + [f"{history[k][i]:.6g}" for k in keys[1:]])
+    write_text(path, buffer.getvalue())
+
+
+def read_history_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"} if rows else {}
+
+
+def load_history(run_dir):
+    """The history of a run (from history.csv), as {metric: [value per epoch]}."""
+    path = Path(run_dir) / "history.csv"
+    return read_history_csv(path) if path.is_file() else {}
