@@ -171,6 +171,12 @@ def size_mismatch(mask_source, mask_size, image_name, image_size):
 
 
 def read_pair(image_path, mask_path):
+    """An image and its mask, checked to be the same (upright) size.
+
+    Returns:
+        (image uint8 RGB of shape (H, W, 3), mask uint8 {0, 1} of shape (H, W)); DatasetError names the file
+        when either cannot be read or the sizes differ.
+    """
     image, mask = read_image(image_path), read_mask(mask_path)
     if image.shape[:2] != mask.shape:
         raise DatasetError(size_mismatch(mask_path, mask.shape[::-1], image_path, image.shape[1::-1]))

@@ -66,11 +66,13 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
 
 def evaluate_split(model, data_dir, split="test", threshold=THRESHOLD, max_images=None,
                    batch_size=PREDICT_BATCH_SIZE):
+    """`evaluate_pairs` on one split of a birds_splitted-style folder (the first `max_images` pairs)."""
     pairs = find_pairs(Path(data_dir) / split)[:max_images]
     return evaluate_pairs(model, pairs, threshold=threshold, batch_size=batch_size)
 
 
 def best_threshold(metrics):
+    """(threshold, IoU) of the best IoU in the threshold sweep of `evaluate_pairs`' metrics."""
     sweep = metrics["sweep"]
     index = int(np.argmax(sweep["iou"]))
     return sweep["thresholds"][index], sweep["iou"][index]
@@ -90,6 +92,7 @@ def save_metrics(out_dir, metrics):
 
 
 def format_metrics(metrics):
+    """One line for people: dataset-level IoU, F1, precision, recall, mean per-image IoU, best threshold."""
     threshold, best_iou = best_threshold(metrics)
     return (
         f"{metrics['images']} images at threshold {metrics['threshold']}: "

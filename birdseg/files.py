@@ -47,6 +47,7 @@ def remove_stale_temporaries(folder):
 
 
 def write_text(path, text):
+    """Write `text` (UTF-8) atomically: a kill leaves the old file or the new one, never half of it."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -55,10 +56,12 @@ def write_text(path, text):
 
 
 def write_json(path, data):
+    """Write `data` as indented JSON, atomically (NumPy numbers and Paths are converted)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def read_json(path):
+    """The JSON document at `path`."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
