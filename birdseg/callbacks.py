@@ -159,6 +159,7 @@ def best_weights(run_dir):
 
 
 def callback_state(callback):
+    """What a callback needs to continue after a resume: its own get_state(), or the counters of Keras' built-ins."""
     if hasattr(callback, "get_state"):
         return callback.get_state()
     keys = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -166,6 +167,7 @@ def callback_state(callback):
 
 
 def restore_callback_state(callback, state):
+    """Put back what `callback_state` saved (after Keras has reset the counters in on_train_begin)."""
     if hasattr(callback, "set_state"):
         callback.set_state(state)
         return
@@ -308,7 +310,8 @@ def describe_callback(callback):
     names = ("monitor", "mode", "factor", "patience", "min_lr", "restore_best_weights", "log_dir", "base", "path",
              "out_dir")
     settings = ", ".join(f"{name}={getattr(callback, name)}" for name in names if hasattr(callback, name))
-    what = (type(callback).__doc__ or "").strip().splitlines()[0]
+    paragraph = " ".join((type(callback).__doc__ or "").strip().split("\n\n")[0].split())
+    what = paragraph.split(". ")[0].rstrip(".") + "."
     minutes = f"{callback.seconds / 60:g} minutes" if isinstance(callback, TrainingBudget) else ""
     return f"{type(callback).__name__}({settings or minutes}): {what}"
 

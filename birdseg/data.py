@@ -41,6 +41,7 @@ class DatasetError(ValueError):
 
 
 def is_image_file(path):
+    """Whether `path` is an image the loader reads (.jpg/.jpeg/.png, any case; not thumbnails or resource forks)."""
     path = Path(path)
     return (
         path.is_file()

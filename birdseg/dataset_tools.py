@@ -102,6 +102,7 @@ def assign_splits(samples, ratios=SPLIT_RATIOS, seed=0):
 
 
 def mask_candidates(stem):
+    """The stems a mask of image `stem` may have: x, x_mask, x-mask, x.mask, x_seg, x-seg."""
     return [stem] + [stem + suffix for suffix in MASK_SUFFIXES]
 
 
@@ -143,6 +144,7 @@ def _more(items, limit=20):
 
 
 def group_of(stem, pattern):
+    """The group a file belongs to (its --group match; the stem itself without a pattern)."""
     if pattern is None:
         return stem
     match = pattern.search(stem)
@@ -226,6 +228,8 @@ def iter_cub_images(cub_archive):
 
 @dataclass
 class BuildReport:
+    """What make-dataset wrote: counts per split, groups, non-binary masks and warnings."""
+
     out: Path
     counts: dict
     non_binary_masks: int = 0
@@ -249,6 +253,7 @@ class BuildReport:
 
 
 def prepare_output(out, overwrite):
+    """The output folder as a Path, refused when it exists unless `overwrite`; its parent is created."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; use --overwrite to replace it")
@@ -470,6 +475,7 @@ def check_dataset(path, quick=False):
 
 
 def split_of(mask_path):
+    """The split ("train", "val", "test") a mask file of the birds_splitted layout is in."""
     return Path(mask_path).parent.parent.name  # <root>/<split>/mask/<file>
 
 

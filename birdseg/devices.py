@@ -32,6 +32,7 @@ def distribution_strategy(devices=None):
 
 
 def describe_device():
+    """One line for config.json: the GPUs by name, or the CPU and its core count."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return "GPU: " + ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)

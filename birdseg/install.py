@@ -41,6 +41,8 @@ class InstallError(RuntimeError):
 
 @dataclass
 class Plan:
+    """What to pip-install, what to keep as installed, and why."""
+
     install: list = field(default_factory=list)  # requirement strings for pip
     kept: dict = field(default_factory=dict)  # name -> installed version, left as it is
     reason: str = ""
@@ -53,6 +55,7 @@ class Plan:
 
 
 def canonical(name):
+    """A distribution name as pip compares them (PEP 503: lower case, runs of -_. as one -)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -63,6 +66,7 @@ def read_requirements(path=REQUIREMENTS):
 
 
 def requirement_name(requirement):
+    """The canonical distribution name of a requirement line ("tensorflow[and-cuda]==2.21.0" -> "tensorflow")."""
     return canonical(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0])
 
 
@@ -73,10 +77,12 @@ def installed_distributions(paths=None):
 
 
 def version_tuple(version):
+    """(major, minor) of a version string."""
     return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
 def gpu_visible():
+    """Whether an NVIDIA driver is installed (nvidia-smi on PATH)."""
     return shutil.which("nvidia-smi") is not None
 
 
@@ -115,6 +121,7 @@ def plan_install(requirements, installed, gpu=False):
 
 
 def main(argv=None):
+    """Print the plan and run pip (or only print it with --dry-run); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requirements", default=str(REQUIREMENTS))
     parser.add_argument("--dry-run", action="store_true", help="print the plan, install nothing")

@@ -25,6 +25,7 @@ SMOOTH = 1e-5
 
 
 def gpu_available():
+    """Whether TensorFlow sees a GPU."""
     return bool(tf.config.list_physical_devices("GPU"))
 
 

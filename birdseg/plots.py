@@ -14,6 +14,7 @@ PRED_COLOR = (255, 50, 50)
 
 
 def as_uint8(image):
+    """uint8 RGB from uint8 or float [0, 1] images."""
     image = np.asarray(image)
     if image.dtype == np.uint8:
         return image
@@ -21,6 +22,7 @@ def as_uint8(image):
 
 
 def squeeze_mask(mask):
+    """A mask of shape (H, W) from (H, W) or (H, W, 1)."""
     mask = np.asarray(mask)
     return mask[..., 0] if mask.ndim == 3 else mask
 
@@ -123,6 +125,7 @@ def plot_history(history, monitor="val_iou_score"):
 
 
 def plot_threshold_sweep(thresholds, ious, f1s, best_threshold):
+    """Dataset-level IoU and F1 against the threshold, the best-IoU threshold marked; returns the figure."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(thresholds, ious, "o-", label="IoU")
     ax.plot(thresholds, f1s, "s-", label="F1")

@@ -41,6 +41,7 @@ def predict_image(model, image, threshold=THRESHOLD):
 
 
 def batched(items, batch_size):
+    """Consecutive slices of `items` of at most `batch_size`."""
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
 
@@ -59,6 +60,7 @@ def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE):
 
 
 def image_files(path):
+    """The photo at `path`, or the images in the folder `path` (sorted); FileNotFoundError when neither."""
     path = Path(path)
     if path.is_file():
         return [path]

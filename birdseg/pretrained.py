@@ -107,6 +107,7 @@ def locate_encoder_weights(encoder_weights):
 
 
 def sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

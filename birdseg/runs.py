@@ -25,6 +25,7 @@ def new_run_dir(output_dir):
 
 
 def package_versions():
+    """Versions of Python and the libraries that decide the numbers, for config.json."""
     import albumentations
     import segmentation_models
 
@@ -39,6 +40,7 @@ def package_versions():
 
 
 def git_commit(directory="."):
+    """The commit of the code, with "-dirty" when tracked files have changes; None outside a git checkout."""
     try:
         out = subprocess.run(
             ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -112,6 +114,7 @@ def write_history_csv(path, history):
 
 
 def read_history_csv(path):
+    """{metric: [value per epoch]} from a history.csv."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"} if rows else {}

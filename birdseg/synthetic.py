@@ -61,6 +61,7 @@ def fractal_noise(height, width, rng, octaves=5, base=4):
 
 
 def sky_background(height, width, rng):
+    """A sky: a gradient from one of SKY_PALETTES, tilted, with fractal clouds over part of it (float RGB)."""
     top, horizon = (np.array(c, np.float32) for c in SKY_PALETTES[rng.choice(list(SKY_PALETTES))])
     rows = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     tilt = rng.uniform(-0.15, 0.15) * np.linspace(-1, 1, width, dtype=np.float32)[None, :]
@@ -130,6 +131,7 @@ def bird_polygons(length, rng):
 
 
 def ellipse(cx, cy, rx, ry, points=24):
+    """Polygon points of an ellipse centred at (cx, cy)."""
     angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
     return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
 
@@ -149,6 +151,7 @@ def draw_bird(canvas, alpha, centre, length, angle, rng):
 
 
 def motion_blur(image, length, angle):
+    """`image` blurred along a line of `length` pixels at `angle` radians, as a moving bird or camera does."""
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), np.degrees(angle), 1.0)
@@ -216,6 +219,7 @@ def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds
 
 
 def encode(array, image_format, **options):
+    """The bytes of `array` saved as `image_format` (JPEG, PNG) with PIL's `options`."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=image_format, **options)
     return buffer.getvalue()

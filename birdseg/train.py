@@ -125,6 +125,7 @@ def extends(finished, epochs, max_minutes):
 
 
 def read_checkpoint_state(run_dir):
+    """checkpoint/state.json of a run, or None when it has none yet."""
     state_path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
     return read_json(state_path) if state_path.is_file() else None
 

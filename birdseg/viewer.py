@@ -16,10 +16,13 @@ LIVE_SESSION_VARIABLES = ("JPY_SESSION_NAME", "VSCODE_PID")
 
 
 def running_live():
+    """Whether this kernel was started by a live Jupyter server or VS Code (so widgets can be shown)."""
     return any(name in os.environ for name in LIVE_SESSION_VARIABLES)
 
 
 def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay", title=""):
+    """Photo, true mask and one `view` ("overlay", "predicted_mask" or "probability") at `threshold`, titled
+    with the image's IoU; returns the figure."""
     pred = probability > threshold
     iou = scores_from_counts(*confusion_counts(truth, pred)[:3])["iou"]
     shown = {"overlay": plots.overlay(image, pred), "predicted_mask": pred, "probability": probability}
