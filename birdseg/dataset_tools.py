@@ -293,7 +293,8 @@ def write_sample(split_dir, sample, threshold):
     reading = decode_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
     foreground = reading.foreground
     if foreground.shape != (height, width):
-        raise DatasetError(size_mismatch(sample.mask_source, foreground.shape[::-1], sample.image_name, (width, height)))
+        mask_size = foreground.shape[::-1]
+        raise DatasetError(size_mismatch(sample.mask_source, mask_size, sample.image_name, (width, height)))
     (split_dir / "images" / sample.image_name).write_bytes(image_bytes)
     Image.fromarray(foreground.astype(np.uint8) * 255).save(split_dir / "mask" / f"{sample.stem}.png")
     return reading

@@ -107,7 +107,8 @@ def plot_history(history, monitor="val_iou_score"):
     if history.get(monitor):
         values = np.asarray(history[monitor], dtype=float)
         best = int(np.nanargmax(values) if "iou" in monitor or "f1" in monitor else np.nanargmin(values)) + 1
-    for ax, key, label in ((axes[0], "loss", "loss (BCE + Jaccard)"), (axes[1], "iou_score", f"IoU at threshold {THRESHOLD}")):
+    panels = ((axes[0], "loss", "loss (BCE + Jaccard)"), (axes[1], "iou_score", f"IoU at threshold {THRESHOLD}"))
+    for ax, key, label in panels:
         if key in history:
             ax.plot(epochs, history[key], "o-", label="train")
         if "val_" + key in history:

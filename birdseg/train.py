@@ -1,4 +1,5 @@
-"""Training that survives a kill: ResumableRun around `model.fit`, and `train`, the notebook's training cell in one call.
+"""Training that survives a kill: ResumableRun around `model.fit`, and `train`, the notebook's training cell in
+one call.
 
 A run folder (`runs/<UTC time>_<id>/`, see `runs`) holds config.json, model.keras (best epoch, no optimizer
 state), history.csv, results_epoch_N.png, logs/ (TensorBoard) and checkpoint/ (last completed epoch with
