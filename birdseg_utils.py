@@ -56,7 +56,7 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
-from birdseg.predict import predict_files, predict_image, predict_probabilities
+from birdseg.predict import check_tta, predict_files, predict_image, predict_probabilities
 from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
 from birdseg.recipe import choose_recipe
 from birdseg.runs import load_history, record_encoder_weights, start_run
@@ -76,6 +76,7 @@ __all__ = [
     "build_model",
     "check_dataset",
     "check_image_size",
+    "check_tta",
     "choose_recipe",
     "compile_model",
     "confusion_counts",

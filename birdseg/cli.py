@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from birdseg.defaults import CUB_VAL_RATIO, EXPORT_FORMATS, MASK_THRESHOLD, PREDICT_BATCH_SIZE, SPLIT_RATIOS, THRESHOLD
+from birdseg.defaults import (
+    CUB_VAL_RATIO,
+    EXPORT_FORMATS,
+    MASK_THRESHOLD,
+    PREDICT_BATCH_SIZE,
+    SPLIT_RATIOS,
+    THRESHOLD,
+    TTA,
+    TTA_VIEWS,
+)
 from birdseg.synthetic import DEFAULT_COUNTS, DEFAULT_SEED
 
 
@@ -69,7 +78,8 @@ def cmd_predict(args):
 
     model = load_model(args.model, compile=False)
     files = image_files(args.input)
-    written, skipped = predict_files(model, files, args.out, args.threshold, args.batch_size, progress=not args.quiet)
+    written, skipped = predict_files(model, files, args.out, args.threshold, args.batch_size, progress=not args.quiet,
+                                     tta=args.tta)
     print(f"{len(written)} masks written to {args.out}; {len(skipped)} unreadable file(s) skipped")
     return 0 if written or not files else 1
 
@@ -86,12 +96,13 @@ def cmd_evaluate(args):
     for model_path, name in zip(args.model, names):
         model = load_model(model_path, compile=False)
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
-        metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet)
+        metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet,
+                                          tta=args.tta)
         out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
         save_figure(figures.sweep_figure(metrics), out / "threshold_sweep.png")
         worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]
-        save_figure(prediction_grid(figures.figure_rows(model, pairs, worst, args.threshold),
+        save_figure(prediction_grid(figures.figure_rows(model, pairs, worst, args.threshold, args.tta),
                                     title=f"Worst {len(worst)} images by IoU"), out / "worst.png")
         print(f"{model_path}: {evaluate.format_metrics(metrics)}\n  -> {out}")
         rows.append((str(model_path), metrics))
@@ -178,6 +189,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="folder for <stem>_mask.png and <stem>_overlay.jpg")
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
+    p.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
+                   help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_predict)
 
@@ -190,6 +203,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
+    p.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
+                   help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_evaluate)
 

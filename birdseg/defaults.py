@@ -5,5 +5,10 @@ THRESHOLD = 0.5  # probability above which a pixel is predicted "bird"
 MASK_THRESHOLD = 127  # soft 0..255 masks on disk: bird above this value
 SPLIT_RATIOS = (0.8, 0.1, 0.1)  # train, val, test shares when a dataset is built
 CUB_VAL_RATIO = 0.1  # share of CUB-200-2011's official training list held back for validation
+# Test-time augmentation: the views whose predictions are averaged, each as the axes of a (batch, height, width,
+# channels) array it flips: () the photo, (2,) mirrored left-right, (1,) upside down. "flips" uses the flips the
+# training augmentation uses.
+TTA_VIEWS = {"none": [()], "hflip": [(), (2,)], "flips": [(), (2,), (1,)]}
+TTA = "flips"
 PREDICT_BATCH_SIZE = 4  # images read and predicted at a time: memory does not grow with a folder's size
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")

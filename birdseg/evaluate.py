@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from birdseg.data import DatasetError, find_pairs
-from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD
+from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TTA
 from birdseg.files import write_json, write_text
 from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import predict_pairs
@@ -19,10 +19,10 @@ SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
 
 def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, sweep=SWEEP_THRESHOLDS,
-                   progress=True):
+                   progress=True, tta=TTA):
     """Metrics of `model` on (image_path, mask_path) pairs at original resolution.
 
-    Returns {"threshold", "images", "iou", "f1", "precision", "recall" (dataset-level: pixels of all
+    Returns {"threshold", "tta", "images", "iou", "f1", "precision", "recall" (dataset-level: pixels of all
     images pooled), "mean_image_iou", "mean_image_f1", "per_image": [...], "sweep": {...}}.
     Streams the images: memory does not grow with the size of the split.
     """
@@ -33,7 +33,7 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     sweep_counts = np.zeros((len(thresholds), 3), dtype=np.int64)
     per_image = []
     bar = tqdm(total=len(pairs), desc="evaluate", unit="img", disable=not progress)
-    for (image_path, _), _, truth, prob in predict_pairs(model, pairs, batch_size):
+    for (image_path, _), _, truth, prob in predict_pairs(model, pairs, batch_size, tta):
         for row, t in enumerate(thresholds):
             sweep_counts[row] += confusion_counts(truth, prob > t)[:3]
         tp, fp, fn, _ = confusion_counts(truth, prob > threshold)
@@ -51,6 +51,7 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     sweep_scores = [scores_from_counts(*counts) for counts in sweep_counts]
     return {
         "threshold": threshold,
+        "tta": tta,
         "images": len(per_image),
         **scores_from_counts(*main),
         "mean_image_iou": float(np.mean([p["iou"] for p in per_image])),
@@ -65,10 +66,10 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
 
 
 def evaluate_split(model, data_dir, split="test", threshold=THRESHOLD, max_images=None,
-                   batch_size=PREDICT_BATCH_SIZE):
+                   batch_size=PREDICT_BATCH_SIZE, tta=TTA):
     """`evaluate_pairs` on one split of a birds_splitted-style folder (the first `max_images` pairs)."""
     pairs = find_pairs(Path(data_dir) / split)[:max_images]
-    return evaluate_pairs(model, pairs, threshold=threshold, batch_size=batch_size)
+    return evaluate_pairs(model, pairs, threshold=threshold, batch_size=batch_size, tta=tta)
 
 
 def best_threshold(metrics):
@@ -92,10 +93,12 @@ def save_metrics(out_dir, metrics):
 
 
 def format_metrics(metrics):
-    """One line for people: dataset-level IoU, F1, precision, recall, mean per-image IoU, best threshold."""
+    """One line for people: dataset-level IoU, F1, precision, recall, mean per-image IoU, best threshold.
+    A metrics.json from before test-time augmentation has no "tta": it was predicted once ("none")."""
     threshold, best_iou = best_threshold(metrics)
     return (
-        f"{metrics['images']} images at threshold {metrics['threshold']}: "
+        f"{metrics['images']} images at threshold {metrics['threshold']}, test-time augmentation "
+        f"{metrics.get('tta', 'none')}: "
         f"IoU {metrics['iou']:.4f}  F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
         f"recall {metrics['recall']:.4f}  (mean per-image IoU {metrics['mean_image_iou']:.4f}; "
         f"best threshold {threshold:.2f} gives IoU {best_iou:.4f})"

@@ -4,19 +4,19 @@ import shutil
 from pathlib import Path
 
 from birdseg import plots
-from birdseg.defaults import THRESHOLD
+from birdseg.defaults import THRESHOLD, TTA
 from birdseg.evaluate import best_threshold
 from birdseg.files import atomic_path, save_figure
 from birdseg.predict import predict_pairs
 
 
-def figure_rows(model, pairs, entries, threshold=THRESHOLD):
+def figure_rows(model, pairs, entries, threshold=THRESHOLD, tta=TTA):
     """Grid rows (image, true, pred, caption with per-image IoU) for `entries` of metrics["per_image"]."""
     by_name = {Path(image_path).name: (image_path, mask_path) for image_path, mask_path in pairs}
     chosen = [by_name[entry["image"]] for entry in entries]
     return [
         {"image": image, "true": truth, "pred": prob > threshold, "caption": f"{entry['image']}  IoU {entry['iou']:.3f}"}
-        for entry, (_, image, truth, prob) in zip(entries, predict_pairs(model, chosen))
+        for entry, (_, image, truth, prob) in zip(entries, predict_pairs(model, chosen, tta=tta))
     ]
 
 
@@ -29,21 +29,22 @@ def sweep_figure(metrics):
 def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery_size=12):
     """Save history.png, overlays.png (first `gallery_size` test images), resultbirds-up.png (best
     `count` by IoU), resultbirds-bottom.png (worst `count`) and threshold_sweep.png into `out_dir`;
-    return the figures by name for inline display."""
+    return the figures by name for inline display. Masks are predicted as the metrics were (their threshold and
+    test-time augmentation)."""
     figures = {}
     if history:
         figures["history.png"] = plots.plot_history(history)
-    per_image, threshold = metrics["per_image"], metrics["threshold"]
+    per_image, threshold, tta = metrics["per_image"], metrics["threshold"], metrics.get("tta", "none")
     ranked = sorted(per_image, key=lambda entry: entry["iou"], reverse=True)
     figures["overlays.png"] = plots.overlay_gallery(
-        figure_rows(model, pairs, per_image[:gallery_size], threshold), columns=min(3, len(per_image)),
+        figure_rows(model, pairs, per_image[:gallery_size], threshold, tta), columns=min(3, len(per_image)),
         title=f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})",
     )
     figures["resultbirds-up.png"] = plots.prediction_grid(
-        figure_rows(model, pairs, ranked[:count], threshold), title="Best-scoring test images"
+        figure_rows(model, pairs, ranked[:count], threshold, tta), title="Best-scoring test images"
     )
     figures["resultbirds-bottom.png"] = plots.prediction_grid(
-        figure_rows(model, pairs, ranked[::-1][:count], threshold), title="Worst-scoring test images"
+        figure_rows(model, pairs, ranked[::-1][:count], threshold, tta), title="Worst-scoring test images"
     )
     figures["threshold_sweep.png"] = sweep_figure(metrics)
     for name, fig in figures.items():

@@ -19,6 +19,7 @@ from birdseg.defaults import THRESHOLD
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
 
 BACKBONE = "efficientnetb3"
+ENCODER_DROP_CONNECT_RATE = 0.2  # efficientnet's default, which segmentation_models builds the encoder with
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMOOTH = 1e-5
@@ -39,7 +40,7 @@ def set_precision(mixed_precision="auto"):
 
 
 def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE,
-                init_model=None):
+                init_model=None, drop_connect_rate=None):
     """Build the U-Net. Returns (model, weights_used): what the model really started from, as
     {"source": "imagenet (keras)" | "local file" | "random" | "birdseg model", "file": path or None,
     "sha256": hex or None}. `encoder_weights` is an ENCODER_WEIGHTS value or what
@@ -57,6 +58,11 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     `bn_momentum` (None: Keras' 0.99) sets every BatchNormalization layer's moving-average momentum. From
     random initialisation, 0.99 leaves the moving statistics mostly at their initial values after a few
     hundred steps, so the model in inference mode predicts garbage while it trains well.
+
+    `drop_connect_rate` (None: the encoder's own, ENCODER_DROP_CONNECT_RATE) scales the encoder's stochastic
+    depth: in training, each block drops its residual branch at this rate times the block's depth share
+    (efficientnet counts B3's 26 blocks against B0's 16, so the deepest blocks reach 1.56 times it). It
+    regularises long training; a short run from scratch underfits instead.
     """
     check_image_size(height, width)
     weights = pretrained.locate_encoder_weights(None if init_model else encoder_weights)
@@ -66,6 +72,9 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
             if bn_momentum is not None:
                 layer.momentum = float(bn_momentum)
             use_fused_batch_norm(layer)
+        if isinstance(layer, keras.layers.Dropout) and drop_connect_rate is not None:
+            # The encoder's only dropouts are its blocks' drop-connect; each keeps its share of the deepest rate.
+            layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE
     weights_used = {"source": weights.source, "file": None, "sha256": None}
     if weights.file is not None:
         layout = pretrained.load_encoder_weights(unet, weights.file)

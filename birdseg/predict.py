@@ -2,7 +2,8 @@
 
 A photo is resized to the model's input size, predicted, and the probability map is resized back to the
 photo's original size before thresholding, so masks (and the metrics computed from them) are at full
-resolution.
+resolution. Test-time augmentation (`tta`) averages the probabilities of the photo and its flipped copies, each
+flipped back: "flips" (horizontal and vertical, the flips the training augmentation uses), "hflip" or "none".
 """
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from birdseg import plots
 from birdseg.data import DatasetError, is_image_file, read_image, read_pair
-from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD
+from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
 
@@ -26,18 +27,30 @@ def prepare_batch(model, images):
     return np.stack(resized).astype(np.float32) / 255.0
 
 
-def predict_probabilities(model, images):
+def check_tta(tta):
+    """`tta` itself, or a ValueError that names the valid values."""
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"TTA={tta!r}: expected " + ", ".join(repr(name) for name in TTA_VIEWS))
+    return tta
+
+
+def predict_probabilities(model, images, tta=TTA):
     """Probability maps (float32, each at its image's original height x width) for uint8 RGB images."""
-    probabilities = np.asarray(model.predict_on_batch(prepare_batch(model, images)))[..., 0]
+    batch = prepare_batch(model, images)
+    views = [
+        np.flip(np.asarray(model.predict_on_batch(np.ascontiguousarray(np.flip(batch, axes)))), axes)
+        for axes in TTA_VIEWS[check_tta(tta)]
+    ]
+    probabilities = np.mean(views, axis=0)[..., 0]
     return [
         cv2.resize(prob, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         for prob, image in zip(probabilities, images)
     ]
 
 
-def predict_image(model, image, threshold=THRESHOLD):
+def predict_image(model, image, threshold=THRESHOLD, tta=TTA):
     """Binary mask (uint8 {0, 1}, same height and width as `image`) for one uint8 RGB image of any size."""
-    return (predict_probabilities(model, [np.asarray(image)])[0] > threshold).astype(np.uint8)
+    return (predict_probabilities(model, [np.asarray(image)], tta)[0] > threshold).astype(np.uint8)
 
 
 def batched(items, batch_size):
@@ -46,12 +59,12 @@ def batched(items, batch_size):
         yield items[start : start + batch_size]
 
 
-def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE):
+def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE, tta=TTA):
     """For (image_path, mask_path) pairs, yield (pair, image, true mask, probability map), reading and predicting
     `batch_size` images at a time: memory does not grow with the number of pairs."""
     for chunk in batched(list(pairs), batch_size):
         loaded = [read_pair(*pair) for pair in chunk]
-        probabilities = predict_probabilities(model, [image for image, _ in loaded])
+        probabilities = predict_probabilities(model, [image for image, _ in loaded], tta)
         for pair, (image, truth), probability in zip(chunk, loaded, probabilities):
             yield pair, image, truth, probability
 
@@ -79,7 +92,8 @@ def output_names(paths):
     return dict(zip(paths, names))
 
 
-def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True):
+def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True,
+                  tta=TTA):
     """Write `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg` for every readable image; the name is the
     image's stem, or `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
 
@@ -99,7 +113,7 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDIC
                 skipped.append(str(error))
                 print(f"skipped {error}")
         if loaded:
-            probabilities = predict_probabilities(model, [image for _, image in loaded])
+            probabilities = predict_probabilities(model, [image for _, image in loaded], tta)
             for (path, image), prob in zip(loaded, probabilities):
                 mask = (prob > threshold).astype(np.uint8)
                 with atomic_path(out_dir / f"{names[path]}_mask.png") as tmp:

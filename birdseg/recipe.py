@@ -18,6 +18,7 @@ RECIPES = {
         "LR_SCHEDULE": "plateau",  # halve the learning rate after 3 epochs without a lower validation loss
         "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
         "AUGMENTATION": "flips",  # resize, pad, h/v flips p=0.3
+        "DROP_CONNECT_RATE": 0.2,  # the encoder's own stochastic depth
     },
     # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
     "scratch": {
@@ -31,6 +32,7 @@ RECIPES = {
         "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
         "AUGMENTATION": "flips",
+        "DROP_CONNECT_RATE": 0.0,  # candidate: a short run from scratch underfits, it needs no stochastic depth
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])

@@ -6,7 +6,7 @@ widgets cannot be shown, so it draws the same views as static figures instead.
 import os
 
 from birdseg import plots
-from birdseg.defaults import THRESHOLD
+from birdseg.defaults import THRESHOLD, TTA
 from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import predict_pairs
 
@@ -31,11 +31,11 @@ def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay"
     return plots.visualize(title=f"{title}  threshold {threshold:.2f}  IoU {iou:.3f}", **panels)
 
 
-def show_viewer(model, pairs, interactive=None, max_images=24):
+def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
     """Show the viewer for the first `max_images` (image_path, mask_path) pairs; returns the widget or figures."""
     import matplotlib.pyplot as plt
 
-    predicted = list(predict_pairs(model, list(pairs)[:max_images]))
+    predicted = list(predict_pairs(model, list(pairs)[:max_images], tta=tta))
     loaded = [(image, truth) for _, image, truth, _ in predicted]
     probabilities = [probability for *_, probability in predicted]
     names = [image_path.name for (image_path, _), *_ in predicted]

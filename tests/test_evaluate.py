@@ -9,34 +9,35 @@ from PIL import Image
 from birdseg import evaluate
 from birdseg.cli import main
 from birdseg.data import find_pairs
+from birdseg.defaults import TTA_VIEWS
 from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import prepare_batch
 
 
 class PerfectModel:
-    """Stands in for a Keras model: predicts the true mask of the image it is given (looked up by content)."""
+    """Stands in for a Keras model: predicts the true mask of the image it is given (looked up by content; mirror
+    images, as test-time augmentation makes them, get the mirrored mask)."""
 
     input_shape = (None, 64, 96, 3)
 
     def __init__(self, pairs, invert=False):
+        import cv2
+
         from birdseg.data import read_pair
 
         self.truth = {}
         for image_path, mask_path in pairs:
             image, mask = read_pair(image_path, mask_path)
             resized = prepare_batch(self, [image])[0]
-            self.truth[resized.tobytes()] = mask
+            small = cv2.resize(mask.astype(np.float32), (96, 64), interpolation=cv2.INTER_NEAREST)
+            for axes in TTA_VIEWS["flips"]:
+                view = [axis - 1 for axis in axes]  # axes of the batch, here of one image
+                self.truth[np.flip(resized, view).tobytes()] = np.flip(small, view)
         self.invert = invert
 
     def predict_on_batch(self, batch):
-        import cv2
-
-        out = []
-        for image in batch:
-            mask = self.truth[image.tobytes()].astype(np.float32)
-            mask = cv2.resize(mask, (96, 64), interpolation=cv2.INTER_NEAREST)
-            out.append((1 - mask if self.invert else mask)[..., None])
-        return np.stack(out)
+        out = [self.truth[np.ascontiguousarray(image).tobytes()] for image in batch]
+        return np.stack([(1 - mask if self.invert else mask)[..., None] for mask in out])
 
 
 def test_metrics_of_perfect_and_inverted_predictions(tiny_dataset):
@@ -47,6 +48,8 @@ def test_metrics_of_perfect_and_inverted_predictions(tiny_dataset):
     inverted = evaluate.evaluate_pairs(PerfectModel(pairs, invert=True), pairs, progress=False)
     assert inverted["iou"] < 0.05 and inverted["precision"] < 0.05
     assert len(perfect["per_image"]) == len(pairs) and perfect["images"] == len(pairs)
+    once = evaluate.evaluate_pairs(PerfectModel(pairs), pairs, progress=False, tta="none")
+    assert perfect["tta"] == "flips" and once["tta"] == "none" and once["iou"] == pytest.approx(perfect["iou"])
 
 
 def test_dataset_level_pools_pixels(tiny_dataset):
@@ -72,7 +75,8 @@ def test_run_folder_contents(run_dir):
     assert len(metrics["per_image"]) == 3
     with open(run_dir / "per_image.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 3
-    assert json.loads((run_dir / "config.json").read_text())["parameters"]["IMAGE_WIDTH"] == 96
+    parameters = json.loads((run_dir / "config.json").read_text())["parameters"]
+    assert parameters["IMAGE_WIDTH"] == 96 and parameters["TTA"] == metrics["tta"] == "flips"
 
 
 def test_metrics_match_a_fresh_evaluation(run_dir, trained_model, tiny_dataset):
@@ -95,6 +99,9 @@ def test_evaluate_cli_single_and_comparison(run_dir, tiny_dataset, tmp_path, cap
         assert (out / name).stat().st_size > 0
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert json.loads((out / "metrics.json").read_text())["iou"] == pytest.approx(saved["iou"], abs=1e-6)
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(tiny_dataset), "--out", str(tmp_path / "once"),
+                 "--quiet", "--tta", "none"]) == 0
+    assert json.loads((tmp_path / "once" / "metrics.json").read_text())["tta"] == "none"
     copy = tmp_path / "other.keras"
     copy.write_bytes((run_dir / "model.keras").read_bytes())
     assert main(["evaluate", "--model", str(run_dir / "model.keras"), str(copy), "--data", str(tiny_dataset),

@@ -156,3 +156,17 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_does():
 def test_build_model_fuses_every_batch_norm(unet):
     norms = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) > 50 and all(layer.call.__name__ == "fused_call" for layer in norms)
+
+
+def drop_connect_rates(model):
+    return [layer.rate for layer in model.layers[2].layers if isinstance(layer, keras.layers.Dropout)]
+
+
+def test_drop_connect_rate_scales_the_encoders_stochastic_depth(unet, tmp_path):
+    default = drop_connect_rates(unet)
+    assert len(default) == 19 and max(default) > M.ENCODER_DROP_CONNECT_RATE  # efficientnet's own, deeper blocks more
+    half, _ = M.build_model(64, 96, encoder_weights=None, drop_connect_rate=0.1)
+    np.testing.assert_allclose(drop_connect_rates(half), np.array(default) / 2)
+    none, _ = M.build_model(64, 96, encoder_weights=None, drop_connect_rate=0)
+    none.save(tmp_path / "none.keras")
+    assert drop_connect_rates(M.load_model(tmp_path / "none.keras", compile=False)) == [0.0] * 19

@@ -19,7 +19,7 @@ def test_notebook_is_committed_clean_with_parameters_cell():
     assert "parameters" in code[0].metadata.get("tags", [])
     for name in ("DATA_DIR", "OUTPUT_DIR", "BATCH_SIZE", "EPOCHS", "IMAGE_HEIGHT", "IMAGE_WIDTH", "LEARNING_RATE",
                  "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME", "RECIPE",
-                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES", "INIT_MODEL"):
+                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES", "INIT_MODEL", "DROP_CONNECT_RATE", "TTA"):
         assert f"\n{name} = " in "\n" + code[0].source, name
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
@@ -33,7 +33,7 @@ def notebook_text(path):
 def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     executed = nbformat.read(notebook_run / "out.ipynb", as_version=4)
     text = notebook_text(notebook_run / "out.ipynb")
-    assert "images at threshold 0.5: IoU" in text
+    assert "images at threshold 0.5, test-time augmentation flips: IoU" in text
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6, "figures are shown inline"
     assert "VBox(" not in text, "headless: the viewer falls back to static figures, not widgets"
