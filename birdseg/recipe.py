@@ -32,7 +32,7 @@ RECIPES = {
         "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
         "AUGMENTATION": "flips",
-        "DROP_CONNECT_RATE": 0.0,  # candidate: a short run from scratch underfits, it needs no stochastic depth
+        "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])
