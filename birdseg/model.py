@@ -184,6 +184,21 @@ def bce_jaccard_loss(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="birdseg")
+def focal_jaccard_loss(y_true, y_pred, gamma=2.0, alpha=0.25):
+    """Binary focal loss + Jaccard loss: focal loss (Lin et al. 2017, segmentation_models' weights) scales each
+    pixel's cross-entropy by (1 - p_correct)^gamma, so the many easy sky pixels count little and the uncertain
+    ones (faint birds, edges) much."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    p = ops.clip(y_pred, keras.backend.epsilon(), 1.0 - keras.backend.epsilon())
+    bird = -y_true * alpha * ops.power(1.0 - p, gamma) * ops.log(p)
+    sky = -(1.0 - y_true) * (1.0 - alpha) * ops.power(p, gamma) * ops.log(1.0 - p)
+    return ops.mean(bird + sky) + jaccard_loss(y_true, y_pred)
+
+
+LOSSES = {"bce_jaccard": bce_jaccard_loss, "focal_jaccard": focal_jaccard_loss}
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
 class ThresholdScore(keras.metrics.Metric):
     """IoU, F1, precision or recall of the thresholded prediction, accumulated over all pixels of an epoch.
 
@@ -253,8 +268,8 @@ def scores_from_counts(tp, fp, fn):
     }
 
 
-def compile_model(model, learning_rate=1e-4, jit_compile=False):
-    """Adam + BCE/Jaccard loss, IoU and F1 at threshold 0.5.
+def compile_model(model, learning_rate=1e-4, jit_compile=False, loss="bce_jaccard"):
+    """Adam + `loss` (a name in LOSSES: BCE + Jaccard, the seed's, or focal + Jaccard), IoU and F1 at threshold 0.5.
 
     XLA (`jit_compile=True`) is used on GPU only: on CPU it made training steps several times slower.
     Under a mixed-precision policy Keras wraps Adam in a loss-scale optimizer by itself.
@@ -262,9 +277,11 @@ def compile_model(model, learning_rate=1e-4, jit_compile=False):
     if jit_compile and not gpu_available():
         warnings.warn("jit_compile=True ignored: XLA is several times slower on CPU", stacklevel=2)
         jit_compile = False
+    if loss not in LOSSES:
+        raise ValueError(f"LOSS={loss!r}: expected " + " or ".join(repr(name) for name in LOSSES))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=bce_jaccard_loss,
+        loss=LOSSES[loss],
         metrics=[ThresholdScore("iou"), ThresholdScore("f1")],
         jit_compile=jit_compile,
     )

@@ -19,6 +19,7 @@ RECIPES = {
         "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
         "AUGMENTATION": "flips",  # resize, pad, h/v flips p=0.3
         "DROP_CONNECT_RATE": 0.2,  # the encoder's own stochastic depth
+        "LOSS": "bce_jaccard",
     },
     # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
     "scratch": {
@@ -33,6 +34,7 @@ RECIPES = {
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
         "AUGMENTATION": "flips",
         "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
+        "LOSS": "bce_jaccard",
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])
