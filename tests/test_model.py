@@ -75,12 +75,27 @@ def test_empty_truth_and_prediction_is_perfect():
     assert M.scores_from_counts(0, 0, 0) == {"iou": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
 
 
-def test_loss_zero_for_perfect_and_large_for_wrong():
+@pytest.mark.parametrize("loss", sorted(M.LOSSES))
+def test_loss_zero_for_perfect_and_large_for_wrong(loss):
     a, b = masks()
-    perfect = float(M.bce_jaccard_loss(a, np.clip(a, 1e-7, 1 - 1e-7)))
-    wrong = float(M.bce_jaccard_loss(a, np.clip(b, 1e-7, 1 - 1e-7)))
+    perfect = float(M.LOSSES[loss](a, np.clip(a, 1e-7, 1 - 1e-7)))
+    wrong = float(M.LOSSES[loss](a, np.clip(b, 1e-7, 1 - 1e-7)))
     assert perfect == pytest.approx(0.0, abs=1e-3)
     assert wrong > 1.5
+
+
+def test_focal_loss_weighs_uncertain_pixels_more_than_confident_ones():
+    a, _ = masks()
+    confident = np.where(a > 0, 0.9, 0.1).astype("float32")
+    unsure = np.where(a > 0, 0.6, 0.4).astype("float32")
+    focal = [float(M.focal_jaccard_loss(a, p) - M.jaccard_loss(a, p)) for p in (confident, unsure)]
+    bce = [float(M.bce_jaccard_loss(a, p) - M.jaccard_loss(a, p)) for p in (confident, unsure)]
+    assert focal[1] / focal[0] > 2 * bce[1] / bce[0]  # focal's (1 - p)^gamma factor widens the gap
+
+
+def test_unknown_loss_names_the_choices(unet):
+    with pytest.raises(ValueError, match="LOSS='dice': expected 'bce_jaccard' or 'focal_jaccard'"):
+        M.compile_model(unet, loss="dice")
 
 
 def test_saved_model_reloads_in_fresh_process(unet, tmp_path):
