@@ -73,7 +73,7 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
                 layer.momentum = float(bn_momentum)
             use_fused_batch_norm(layer)
         if isinstance(layer, keras.layers.Dropout) and drop_connect_rate is not None:
-            # The encoder's only dropouts are its blocks' drop-connect; each keeps its share of the deepest rate.
+            # The encoder's only dropouts are its blocks' drop-connect; each keeps its depth share of the rate.
             layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE
     weights_used = {"source": weights.source, "file": None, "sha256": None}
     if weights.file is not None:
