@@ -139,6 +139,12 @@ def cmd_download_weights(args):
     return 0
 
 
+def add_tta_option(parser):
+    """--tta, shared by the commands that predict."""
+    parser.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
+                        help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m birdseg_utils", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -189,8 +195,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="folder for <stem>_mask.png and <stem>_overlay.jpg")
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
-    p.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
-                   help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
+    add_tta_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_predict)
 
@@ -203,8 +208,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
-    p.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
-                   help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
+    add_tta_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_evaluate)
 
