@@ -271,6 +271,51 @@ def get_validation_augmentation(height, width):
     return A.Compose(_resize_and_pad(height, width))
 
 
+def check_copy_paste(probability):
+    """COPY_PASTE is the share of training samples that get another sample's birds pasted in: 0 to 1."""
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
+        raise ValueError(f"COPY_PASTE={probability!r}: expected a probability from 0 (off) to 1")
+    return float(probability)
+
+
+PASTE_SCALE = (0.5, 1.5)  # the donor's birds are resized by a factor drawn from here
+
+
+def paste_birds(image, mask, donor_image, donor_mask, rng):
+    """Copy-paste augmentation (Ghiasi et al., 2021): the donor's birds, cut out by their mask, resized and pasted
+    at a random place; the mask becomes the union. New bird/background pairings from the same photos.
+
+    Args:
+        image, mask: the sample, uint8 (H, W, 3) and {0, 1} (H, W).
+        donor_image, donor_mask: the sample whose birds are pasted, any size (resized to the sample's first).
+        rng: numpy Generator; draws the scale and the place.
+    """
+    height, width = mask.shape
+    if donor_mask.shape != mask.shape:
+        donor_image = cv2.resize(donor_image, (width, height), interpolation=cv2.INTER_LINEAR)
+        donor_mask = cv2.resize(donor_mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    rows, cols = np.nonzero(donor_mask)
+    if rows.size == 0:
+        return image, mask  # a donor without birds has nothing to give
+    top, left = rows.min(), cols.min()
+    cut_image = donor_image[top : rows.max() + 1, left : cols.max() + 1]
+    cut_mask = donor_mask[top : rows.max() + 1, left : cols.max() + 1]
+    # Resize, but never past the frame: a cut-out larger than the sample is shrunk to fit.
+    scale = min(rng.uniform(*PASTE_SCALE), height / cut_mask.shape[0], width / cut_mask.shape[1])
+    size = (max(1, round(cut_mask.shape[1] * scale)), max(1, round(cut_mask.shape[0] * scale)))
+    cut_image = cv2.resize(cut_image, size, interpolation=cv2.INTER_LINEAR)
+    cut_mask = cv2.resize(cut_mask, size, interpolation=cv2.INTER_NEAREST)
+    y = int(rng.integers(height - size[1] + 1))
+    x = int(rng.integers(width - size[0] + 1))
+    # Soft edges: a hard cut-out's edge would be a cue for "bird" that real photos do not have.
+    alpha = cv2.GaussianBlur(cut_mask.astype(np.float32), (3, 3), 0)[..., None]
+    region = (slice(y, y + size[1]), slice(x, x + size[0]))
+    image, mask = image.copy(), mask.copy()
+    image[region] = np.round(image[region] * (1 - alpha) + cut_image * alpha).astype(image.dtype)
+    mask[region] |= cut_mask.astype(mask.dtype)
+    return image, mask
+
+
 def sample_seed(*parts):
     """A stable 32-bit seed from any parts (run seed, epoch, index), the same in every process."""
     digest = hashlib.sha256(repr(parts).encode()).digest()
@@ -284,13 +329,15 @@ class Dataset:
     """Image/mask pairs of one split, read from disk on access (nothing is held in memory).
 
     `dataset[i]` returns (image float32 HxWx3 in [0, 1], mask float32 HxWx1 in {0, 1}) after the
-    augmentation; `dataset.get(i, seed)` makes the random augmentation reproducible per sample.
+    augmentation; `dataset.get(i, seed)` makes the random augmentation reproducible per sample. With `copy_paste`
+    p > 0, a share p of the samples also get the birds of another sample of the split pasted in (`paste_birds`).
     """
 
-    def __init__(self, source, augmentation=None, max_images=None):
+    def __init__(self, source, augmentation=None, max_images=None, copy_paste=0.0):
         pairs = find_pairs(source) if isinstance(source, (str, Path)) else list(source)
         self.pairs = pairs[:max_images] if max_images else pairs
         self.augmentation = augmentation
+        self.copy_paste = check_copy_paste(copy_paste)
         self._lock = threading.Lock()  # albumentations' generators are shared state
 
     def __len__(self):
@@ -300,6 +347,16 @@ class Dataset:
         return self.get(index)
 
     def get(self, index, seed=None):
+        image, mask = self._augmented(index, seed)
+        if self.copy_paste:
+            rng = np.random.default_rng(None if seed is None else sample_seed(seed, "copy-paste"))
+            if rng.random() < self.copy_paste:
+                donor = int(rng.integers(len(self)))
+                donor_seed = None if seed is None else sample_seed(seed, "donor")
+                image, mask = paste_birds(image, mask, *self._augmented(donor, donor_seed), rng)
+        return image.astype(np.float32) / 255.0, mask[..., None].astype(np.float32)
+
+    def _augmented(self, index, seed):
         image, mask = read_pair(*self.pairs[index])
         if self.augmentation is not None:
             with self._lock:
@@ -307,7 +364,7 @@ class Dataset:
                     self.augmentation.set_random_seed(seed)
                 sample = self.augmentation(image=image, mask=mask)
             image, mask = sample["image"], sample["mask"]
-        return image.astype(np.float32) / 255.0, mask[..., None].astype(np.float32)
+        return image, mask
 
     def names(self):
         return [image_path.name for image_path, _ in self.pairs]
@@ -374,9 +431,11 @@ class EpochStream(keras.utils.PyDataset):
         return self.loader.batch(self.start_epoch + index // per_epoch, index % per_epoch)
 
 
-def load_split(data_dir, split, height, width, max_images=None, training=False, augmentation="flips"):
-    """The Dataset of one split with the matching augmentation (`augmentation` names the training one)."""
-    augmentation = (get_training_augmentation(height, width, augmentation) if training
-                    else get_validation_augmentation(height, width))
-    return Dataset(Path(data_dir) / split, augmentation=augmentation, max_images=max_images)
+def load_split(data_dir, split, height, width, max_images=None, training=False, augmentation="flips", copy_paste=0.0):
+    """The Dataset of one split with the matching augmentation (`augmentation` names the training one,
+    `copy_paste` is the training share of copy-paste augmentation)."""
+    if training:
+        return Dataset(Path(data_dir) / split, get_training_augmentation(height, width, augmentation), max_images,
+                       copy_paste=copy_paste)
+    return Dataset(Path(data_dir) / split, get_validation_augmentation(height, width), max_images)
 

@@ -11,12 +11,16 @@ from birdseg.predict import predict_pairs
 
 
 def figure_rows(model, pairs, entries, threshold=THRESHOLD, tta=TTA):
-    """Grid rows (image, true, pred, caption with per-image IoU) for `entries` of metrics["per_image"]."""
+    """Grid rows (image, true, pred, caption with per-image IoU) for `entries` of metrics["per_image"]; an image
+    named by several entries is predicted once."""
     by_name = {Path(image_path).name: (image_path, mask_path) for image_path, mask_path in pairs}
-    chosen = [by_name[entry["image"]] for entry in entries]
+    names = list(dict.fromkeys(entry["image"] for entry in entries))
+    predicted = {Path(pair[0]).name: (image, truth, prob > threshold)
+                 for pair, image, truth, prob in predict_pairs(model, [by_name[name] for name in names], tta=tta)}
     return [
-        {"image": image, "true": truth, "pred": prob > threshold, "caption": f"{entry['image']}  IoU {entry['iou']:.3f}"}
-        for entry, (_, image, truth, prob) in zip(entries, predict_pairs(model, chosen, tta=tta))
+        dict(zip(("image", "true", "pred"), predicted[entry["image"]]),
+             caption=f"{entry['image']}  IoU {entry['iou']:.3f}")
+        for entry in entries
     ]
 
 
@@ -36,16 +40,14 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
         figures["history.png"] = plots.plot_history(history)
     per_image, threshold, tta = metrics["per_image"], metrics["threshold"], metrics.get("tta", "none")
     ranked = sorted(per_image, key=lambda entry: entry["iou"], reverse=True)
+    gallery, best, worst = per_image[:gallery_size], ranked[:count], ranked[::-1][:count]
+    rows = figure_rows(model, pairs, gallery + best + worst, threshold, tta)  # each image predicted once
     figures["overlays.png"] = plots.overlay_gallery(
-        figure_rows(model, pairs, per_image[:gallery_size], threshold, tta), columns=min(3, len(per_image)),
+        rows[: len(gallery)], columns=min(3, len(per_image)),
         title=f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})",
     )
-    figures["resultbirds-up.png"] = plots.prediction_grid(
-        figure_rows(model, pairs, ranked[:count], threshold, tta), title="Best-scoring test images"
-    )
-    figures["resultbirds-bottom.png"] = plots.prediction_grid(
-        figure_rows(model, pairs, ranked[::-1][:count], threshold, tta), title="Worst-scoring test images"
-    )
+    figures["resultbirds-up.png"] = plots.prediction_grid(rows[len(gallery) : -len(worst)], title="Best-scoring test images")
+    figures["resultbirds-bottom.png"] = plots.prediction_grid(rows[-len(worst) :], title="Worst-scoring test images")
     figures["threshold_sweep.png"] = sweep_figure(metrics)
     for name, fig in figures.items():
         save_figure(fig, Path(out_dir) / name, close=False)

@@ -18,6 +18,7 @@ RECIPES = {
         "LR_SCHEDULE": "plateau",  # halve the learning rate after 3 epochs without a lower validation loss
         "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
         "AUGMENTATION": "flips",  # resize, pad, h/v flips p=0.3
+        "COPY_PASTE": 0.0,  # the seed pastes no birds
         "DROP_CONNECT_RATE": 0.2,  # the encoder's own stochastic depth
         "LOSS": "bce_jaccard",  # the seed's
     },
@@ -33,6 +34,7 @@ RECIPES = {
         "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
         "AUGMENTATION": "flips",
+        "COPY_PASTE": 0.0,
         "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
         "LOSS": "bce_jaccard",  # focal + Jaccard tied in a 5-minute ranking
     },

@@ -1,5 +1,6 @@
 import zipfile
 
+import cv2
 import numpy as np
 import pytest
 from conftest import sky_with_bird, write_pair
@@ -246,6 +247,50 @@ def test_photometric_augmentation_keeps_mask_on_the_bird():
         grey, bird = sample["image"].mean(axis=-1), sample["mask"].astype(bool)
         assert sample["image"].shape == (64, 96, 3) and set(np.unique(sample["mask"])) <= {0, 1}
         assert bird.any() and grey[bird].mean() > grey[~bird].mean() + 60, seed
+
+
+def test_paste_birds_adds_the_donors_birds_and_keeps_the_rest():
+    image, mask = np.full((64, 96, 3), 200, np.uint8), np.zeros((64, 96), np.uint8)
+    mask[5:10, 5:10], image[5:10, 5:10] = 1, 30
+    donor_image, donor_mask = np.full((128, 192, 3), 90, np.uint8), np.zeros((128, 192), np.uint8)
+    donor_mask[60:80, 100:140], donor_image[60:80, 100:140] = 1, 10  # resized to half: a 10x20 bird
+    for seed in range(10):
+        pasted_image, pasted_mask = data.paste_birds(image, mask, donor_image, donor_mask, np.random.default_rng(seed))
+        assert pasted_mask.dtype == np.uint8 and set(np.unique(pasted_mask)) <= {0, 1}
+        assert (pasted_mask >= mask).all(), "the sample's own birds stay"
+        new = (pasted_mask == 1) & (mask == 0)
+        assert 0.5**2 * 200 - 25 <= new.sum() <= 1.5**2 * 200 + 40  # a 200-pixel bird scaled by 0.5..1.5, less overlap
+        # The bird's colour arrives with it (inside, away from the blended edge), the background does not.
+        inner = cv2.erode(new.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert (pasted_image[inner] == 10).all()
+        near = cv2.dilate(pasted_mask, np.ones((3, 3), np.uint8)).astype(bool)
+        np.testing.assert_array_equal(pasted_image[~near], image[~near])
+        assert (image == np.where(mask[..., None] == 1, 30, 200)).all(), "inputs are not changed in place"
+
+
+def test_paste_birds_from_a_donor_without_birds_changes_nothing():
+    image, mask = np.full((32, 64, 3), 200, np.uint8), np.zeros((32, 64), np.uint8)
+    result = data.paste_birds(image, mask, np.zeros_like(image), np.zeros_like(mask), np.random.default_rng(0))
+    assert result[0] is image and result[1] is mask
+
+
+def test_copy_paste_is_seeded_and_only_adds_birds(split):
+    plain = data.Dataset(split, augmentation=data.get_training_augmentation(64, 96))
+    pasting = data.Dataset(split, augmentation=data.get_training_augmentation(64, 96), copy_paste=1.0)
+    grew = 0
+    for seed in range(6):
+        image, mask = pasting.get(0, seed=seed)
+        np.testing.assert_array_equal(image, pasting.get(0, seed=seed)[0])  # a resumed run sees the same samples
+        own_mask = plain.get(0, seed=seed)[1]
+        assert (mask >= own_mask).all()
+        grew += mask.sum() > own_mask.sum()
+    assert grew >= 4, "copy-paste at p=1 should paste birds in almost every draw"
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.5, "0.5", True, None])
+def test_copy_paste_probability_checked(split, probability):
+    with pytest.raises(ValueError, match=r"COPY_PASTE=.*expected a probability from 0 \(off\) to 1"):
+        data.Dataset(split, copy_paste=probability)
 
 
 def test_unknown_augmentation_named():
