@@ -76,7 +76,8 @@ def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir)
 
     devices.set_seed(args.seed)
     height, width = recipe["IMAGE_HEIGHT"], recipe["IMAGE_WIDTH"]
-    train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]))
+    train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]),
+                             copy_paste=recipe["COPY_PASTE"])
     val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
     model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"],
                                       init_model=args.init_model, drop_connect_rate=recipe["DROP_CONNECT_RATE"])
