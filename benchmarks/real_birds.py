@@ -80,7 +80,8 @@ def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir)
                              copy_paste=recipe["COPY_PASTE"])
     val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
     model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"],
-                                      init_model=args.init_model, drop_connect_rate=recipe["DROP_CONNECT_RATE"])
+                                      init_model=args.init_model, drop_connect_rate=recipe["DROP_CONNECT_RATE"],
+                                      decoder_width=recipe["DECODER_WIDTH"])
     compile_model(model, recipe["LEARNING_RATE"], loss=recipe["LOSS"])
     start = time.perf_counter()
     train.train(model, data.Dataloader(train_set, recipe["BATCH_SIZE"], shuffle=True, seed=args.seed),

@@ -20,6 +20,8 @@ from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exporte
 
 BACKBONE = "efficientnetb3"
 ENCODER_DROP_CONNECT_RATE = 0.2  # efficientnet's default, which segmentation_models builds the encoder with
+DECODER_WIDTH = 256  # segmentation_models' U-Net decoder: blocks of 256, 128, 64, 32, 16 filters
+DECODER_BLOCKS = 5  # one per up-sampling, back to the input size
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMOOTH = 1e-5
@@ -39,8 +41,17 @@ def set_precision(mixed_precision="auto"):
     return policy
 
 
+def decoder_filters(width):
+    """The filters of the decoder's five blocks: `width` (DECODER_WIDTH) for the first, half as many in each next."""
+    step = 2 ** (DECODER_BLOCKS - 1)  # the last block keeps at least one filter
+    if isinstance(width, bool) or not isinstance(width, int) or width < step or width % step:
+        raise ValueError(f"DECODER_WIDTH={width!r}: expected a positive multiple of {step} "
+                         f"(each of the {DECODER_BLOCKS} decoder blocks halves it), e.g. {DECODER_WIDTH}")
+    return tuple(width // 2**block for block in range(DECODER_BLOCKS))
+
+
 def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE,
-                init_model=None, drop_connect_rate=None):
+                init_model=None, drop_connect_rate=None, decoder_width=DECODER_WIDTH):
     """Build the U-Net. Returns (model, weights_used): what the model really started from, as
     {"source": "imagenet (keras)" | "local file" | "random" | "birdseg model", "file": path or None,
     "sha256": hex or None}. `encoder_weights` is an ENCODER_WEIGHTS value or what
@@ -63,10 +74,16 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     depth: in training, each block drops its residual branch at this rate times the block's depth share
     (efficientnet counts B3's 26 blocks against B0's 16, so the deepest blocks reach 1.56 times it). It
     regularises long training; a short run from scratch underfits instead.
+
+    `decoder_width` (DECODER_WIDTH) is the first decoder block's filters, halved in each next block. The first
+    block reads the encoder's 1536 top features, so it sets much of the step's cost: 128 instead of
+    segmentation_models' 256 makes a training step about a quarter cheaper (benchmarks/README.md).
     """
     check_image_size(height, width)
+    filters = decoder_filters(decoder_width)
     weights = pretrained.locate_encoder_weights(None if init_model else encoder_weights)
-    unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3))
+    unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3),
+                   decoder_filters=filters)
     for layer in unet.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             if bn_momentum is not None:

@@ -21,6 +21,7 @@ RECIPES = {
         "COPY_PASTE": 0.0,  # the seed pastes no birds
         "DROP_CONNECT_RATE": 0.2,  # the encoder's own stochastic depth
         "LOSS": "bce_jaccard",  # the seed's
+        "DECODER_WIDTH": 256,  # segmentation_models' U-Net: 256, 128, 64, 32, 16 filters
     },
     # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
     "scratch": {
@@ -37,6 +38,7 @@ RECIPES = {
         "COPY_PASTE": 0.0,
         "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
         "LOSS": "bce_jaccard",  # focal + Jaccard tied in a 5-minute ranking
+        "DECODER_WIDTH": 256,
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])

@@ -185,3 +185,28 @@ def test_drop_connect_rate_scales_the_encoders_stochastic_depth(unet, tmp_path):
     none, _ = M.build_model(64, 96, encoder_weights=None, drop_connect_rate=0)
     none.save(tmp_path / "none.keras")
     assert drop_connect_rates(M.load_model(tmp_path / "none.keras", compile=False)) == [0.0] * 19
+
+
+def conv_filters(model):
+    return [layer.filters for layer in model.layers[2].layers if layer.name.startswith("decoder_stage")
+            and isinstance(layer, keras.layers.Conv2D)]
+
+
+def test_decoder_width_sets_every_decoder_block_and_survives_save_and_load(unet, tmp_path):
+    assert M.decoder_filters(256) == (256, 128, 64, 32, 16)  # segmentation_models' own
+    assert conv_filters(unet) == [256, 256, 128, 128, 64, 64, 32, 32, 16, 16]  # two convolutions per block
+    narrow, _ = M.build_model(64, 96, encoder_weights=None, decoder_width=32)
+    assert conv_filters(narrow) == [32, 32, 16, 16, 8, 8, 4, 4, 2, 2]
+    assert narrow.count_params() < unet.count_params()
+    narrow.save(tmp_path / "narrow.keras")
+    reloaded = M.load_model(tmp_path / "narrow.keras", compile=False)
+    assert conv_filters(reloaded) == conv_filters(narrow)
+    assert reloaded.predict_on_batch(np.zeros((1, 64, 96, 3))).shape == (1, 64, 96, 1)
+    with pytest.raises(ValueError, match=r"narrow\.keras: weight decoder_stage.* has shape .*, .* needs"):
+        M.build_model(64, 96, encoder_weights=None, init_model=tmp_path / "narrow.keras")  # the default width
+
+
+@pytest.mark.parametrize("width", [0, 24, 100, 128.0, True, "128"])
+def test_decoder_width_checked(width):
+    with pytest.raises(ValueError, match=rf"DECODER_WIDTH={width!r}: expected a positive multiple of 16"):
+        M.decoder_filters(width)

@@ -19,7 +19,8 @@ def test_notebook_is_committed_clean_with_parameters_cell():
     assert "parameters" in code[0].metadata.get("tags", [])
     for name in ("DATA_DIR", "OUTPUT_DIR", "BATCH_SIZE", "EPOCHS", "IMAGE_HEIGHT", "IMAGE_WIDTH", "LEARNING_RATE",
                  "SEED", "ENCODER_WEIGHTS", "MAX_IMAGES_PER_SPLIT", "EXAMPLES_DIR", "RESUME", "RECIPE",
-                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES", "INIT_MODEL", "DROP_CONNECT_RATE", "TTA", "LOSS", "COPY_PASTE"):
+                 "BN_MOMENTUM", "MAX_TRAINING_MINUTES", "INIT_MODEL", "DROP_CONNECT_RATE", "TTA", "LOSS", "COPY_PASTE",
+                 "DECODER_WIDTH"):
         assert f"\n{name} = " in "\n" + code[0].source, name
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
