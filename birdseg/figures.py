@@ -46,8 +46,9 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
         rows[: len(gallery)], columns=min(3, len(per_image)),
         title=f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})",
     )
-    figures["resultbirds-up.png"] = plots.prediction_grid(rows[len(gallery) : -len(worst)], title="Best-scoring test images")
-    figures["resultbirds-bottom.png"] = plots.prediction_grid(rows[-len(worst) :], title="Worst-scoring test images")
+    best_end = len(gallery) + len(best)
+    figures["resultbirds-up.png"] = plots.prediction_grid(rows[len(gallery) : best_end], title="Best-scoring test images")
+    figures["resultbirds-bottom.png"] = plots.prediction_grid(rows[best_end:], title="Worst-scoring test images")
     figures["threshold_sweep.png"] = sweep_figure(metrics)
     for name, fig in figures.items():
         save_figure(fig, Path(out_dir) / name, close=False)

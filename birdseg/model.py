@@ -77,7 +77,8 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
 
     `decoder_width` (DECODER_WIDTH) is the first decoder block's filters, halved in each next block. The first
     block reads the encoder's 1536 top features, so it sets much of the step's cost: 128 instead of
-    segmentation_models' 256 makes a training step about a quarter cheaper (benchmarks/README.md).
+    segmentation_models' 256 makes a training step about a quarter cheaper, but from scratch it scored lower in
+    the same minutes (benchmarks/README.md).
     """
     check_image_size(height, width)
     filters = decoder_filters(decoder_width)
