@@ -35,10 +35,10 @@ RECIPES = {
         "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
         "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
         "AUGMENTATION": "flips",
-        "COPY_PASTE": 0.0,
+        "COPY_PASTE": 0.0,  # copy-paste tied in a 5-minute ranking and did not help on real clips
         "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
         "LOSS": "bce_jaccard",  # focal + Jaccard tied in a 5-minute ranking
-        "DECODER_WIDTH": 256,
+        "DECODER_WIDTH": 256,  # 128: a quarter faster per step, but a lower score in the same minutes
     },
 }
 PARAMETERS = tuple(RECIPES["pretrained"])
