@@ -38,6 +38,7 @@ from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, sav
 from birdseg.figures import evaluation_figures, publish_figures
 from birdseg.files import read_json, save_figure, write_json
 from birdseg.model import (
+    FusedAdam,
     ThresholdScore,
     WeightsFallbackWarning,
     bce_jaccard_loss,
@@ -68,6 +69,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "EncoderWeightsError",
+    "FusedAdam",
     "ThresholdScore",
     "ResumableRun",
     "TrainingDiverged",

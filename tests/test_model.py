@@ -173,6 +173,66 @@ def test_build_model_fuses_every_batch_norm(unet):
     assert len(norms) > 50 and all(layer.call.__name__ == "fused_call" for layer in norms)
 
 
+def adam_trajectory(optimizer, steps=4):
+    """Variables after `steps` updates with varied gradients, eagerly and traced, from a fixed start."""
+    import tensorflow as tf
+
+    variables = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4), name="kernel"),
+                 keras.Variable(np.full(4, 0.5, dtype="float32"), name="bias")]
+    optimizer.build(variables)
+    traced_apply = tf.function(lambda grads: optimizer.apply(grads, variables))
+    for step in range(steps):
+        grads = [tf.sin(v.value * (step + 1)) + 0.1 * step for v in variables]
+        optimizer.apply(grads, variables) if step % 2 else traced_apply(grads)
+    return [v.numpy() for v in variables] + [v.numpy() for v in optimizer.variables]
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_fused_adam_updates_what_keras_adam_does(amsgrad):
+    keras_adam = keras.optimizers.Adam(0.01, amsgrad=amsgrad)
+    fused_adam = M.FusedAdam(0.01, amsgrad=amsgrad)
+    for keras_value, fused_value in zip(adam_trajectory(keras_adam), adam_trajectory(fused_adam), strict=True):
+        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-7)
+    assert {**fused_adam.get_config(), "name": "adam"} == {**keras_adam.get_config(), "name": "adam"}
+
+
+def test_fused_adam_resumes_from_a_checkpoint_written_with_keras_adam(tmp_path):
+    def tiny_model(optimizer):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer=optimizer, loss="mse")
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    before = tiny_model(keras.optimizers.Adam(0.01))
+    before.train_on_batch(np.ones((4, 3)), np.zeros((4, 2)))
+    before.save_weights(tmp_path / "epoch_1.weights.h5")
+    after = tiny_model(M.FusedAdam(0.01))
+    after.load_weights(tmp_path / "epoch_1.weights.h5")
+    assert int(after.optimizer.iterations) == 1
+    for saved, loaded in zip(before.optimizer.variables, after.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+
+
+def test_fused_adam_is_one_op_per_variable_in_the_training_graph(unet):
+    import tensorflow as tf
+
+    variables = unet.trainable_variables
+    optimizer = M.FusedAdam()
+    optimizer.build(variables)
+    apply = tf.function(lambda grads: optimizer.apply(grads, variables))
+    graph = apply.get_concrete_function([tf.TensorSpec(v.shape) for v in variables]).graph
+    op_types = [op.type for op in graph.get_operations() if op.type != "Placeholder"]  # gradients, handles
+    assert op_types.count("ResourceApplyAdam") == len(variables) > 300
+    assert len(op_types) < 3 * len(variables)  # Keras' Adam: about 30 per variable
+
+
+def test_compile_model_makes_the_optimizer_slots_before_the_first_step():
+    model, _ = M.build_model(64, 96, encoder_weights=None)
+    M.compile_model(model)
+    assert isinstance(model.optimizer, M.FusedAdam) and model.optimizer.built
+    assert len(model.optimizer.variables) == 2 * len(model.trainable_variables) + 2  # m, v; iterations, rate
+
+
 def drop_connect_rates(model):
     return [layer.rate for layer in model.layers[2].layers if isinstance(layer, keras.layers.Dropout)]
 
