@@ -90,6 +90,8 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
             if bn_momentum is not None:
                 layer.momentum = float(bn_momentum)
             use_fused_batch_norm(layer)
+        if isinstance(layer, keras.layers.Activation) and getattr(layer.activation, "__name__", "") == "swish":
+            layer.call = memory_efficient_swish
         if isinstance(layer, keras.layers.Dropout) and drop_connect_rate is not None:
             # The encoder's only dropouts are its blocks' drop-connect; each keeps its depth share of the rate.
             layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE
@@ -166,6 +168,24 @@ def use_fused_batch_norm(layer):
         return tf.cast(y, layer.compute_dtype)
 
     layer.call = fused_call
+
+
+@tf.custom_gradient
+def memory_efficient_swish(x):
+    """x * sigmoid(x), the encoder's activation, with a gradient that keeps only x.
+
+    efficientnet's swish is `x * sigmoid(x)` in primitives, so the training graph keeps both x and sigmoid(x)
+    of its 52 full-size activations for the backward pass (228 MB at 384x640, batch 1). This one recomputes the
+    sigmoid when the gradient arrives, as efficientnet-pytorch's MemoryEfficientSwish does: the tensors live at a
+    training step's peak go from 1.61 to 1.38 GB, the step is no slower (benchmarks/README.md, "Memory").
+    `build_model` gives it to those layers' `call` only: the saved model keeps efficientnet's swish.
+    """
+    def gradient(upstream):
+        with tf.control_dependencies([upstream]):  # else the executor computes it early and keeps it after all
+            sigmoid = tf.sigmoid(x)
+        return upstream * sigmoid * (1 + x * (1 - sigmoid))
+
+    return x * tf.sigmoid(x), gradient
 
 
 def describe_weights(weights_used):

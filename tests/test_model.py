@@ -173,6 +173,37 @@ def test_build_model_fuses_every_batch_norm(unet):
     assert len(norms) > 50 and all(layer.call.__name__ == "fused_call" for layer in norms)
 
 
+def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp_path):
+    import tensorflow as tf
+
+    swishes = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.Activation)
+               and layer.call is M.memory_efficient_swish]
+    assert len(swishes) == 52  # every full-size activation of the encoder
+    x = tf.random.stateless_normal((2, 5, 7, 3), seed=(3, 4)) * 4
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, efficientnets = M.memory_efficient_swish(x), swishes[0].activation(x)
+        weighted = [tf.reduce_sum(y * tf.range(1.0, 4.0)) for y in (ours, efficientnets)]
+    np.testing.assert_allclose(ours.numpy(), efficientnets.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(weighted[0], x).numpy(), tape.gradient(weighted[1], x).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+    @tf.function
+    def swish_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = M.memory_efficient_swish(x)
+        return tape.gradient(y, x)
+
+    graph = swish_gradient.get_concrete_function(tf.TensorSpec((2, 3))).graph
+    backward_sigmoids = [op for op in graph.get_operations() if op.type == "Sigmoid" and op.control_inputs]
+    assert len(backward_sigmoids) == 1  # recomputed when the gradient arrives, not kept from the forward pass
+    unet.save(tmp_path / "model.keras")  # the saved layer is efficientnet's plain swish
+    reloaded = M.load_model(tmp_path / "model.keras", compile=False)
+    assert not any(layer.call is M.memory_efficient_swish for layer in reloaded.layers[2].layers)
+
+
 def adam_trajectory(optimizer, steps=4):
     """Variables after `steps` updates with varied gradients, eagerly and traced, from a fixed start."""
     import tensorflow as tf
