@@ -4,11 +4,14 @@
     python benchmarks/profile_step.py --shape 192x320x4 --steps 10
     python benchmarks/profile_step.py --grappler '{"disable_meta_optimizer": true}'   # Grappler's share
     python benchmarks/profile_step.py --trace-parts         # what the first step's seconds are made of
+    python benchmarks/profile_step.py --memory              # which tensors are live at the step's memory peak
 
 Builds our U-Net (random init), takes a few warm-up steps, profiles --steps training steps and prints the
 share of device time per op type (self time), grouped into the families that matter for this network
 (convolutions and their gradients, depthwise convolutions, BatchNorm, activations, ...). Also prints the
 first step's time (tracing + Grappler) and the steady step, and writes the table as JSON with --out.
+With --memory it also reads the profiler's memory profile of the CPU allocator: the peak bytes in use during a
+step and the tensors live at that moment, summed by the op that made them and by encoder / decoder.
 """
 import argparse
 import json
@@ -58,6 +61,29 @@ def op_stats(logdir):
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
+def memory_at_peak(logdir):
+    """(peak bytes in use, {(part, op): bytes live at the peak}) from the memory profile in `logdir`."""
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+
+    xspaces = sorted(str(p) for p in Path(logdir).rglob("*.xplane.pb"))
+    raw, _ = plugin.xspace_to_tools_data(xspaces, "memory_profile", {})
+    allocator = json.loads(raw)["memoryProfilePerAllocator"]
+    profile = allocator.get("mklcpu") or next(iter(allocator.values()))
+    snapshots = profile["memoryProfileSnapshots"]
+    live = defaultdict(int)
+    for allocation in profile["activeAllocations"]:
+        index = int(allocation.get("snapshotIndex", -1))
+        if index < 0:  # allocations made before the profile started
+            continue
+        activity = snapshots[index]["activityMetadata"]
+        name = activity.get("tfOpName", "")
+        part = "decoder" if "decoder" in name or "final" in name else "encoder" if "block" in name or "stem" in name \
+            or "top_" in name else "other"
+        op = name.rsplit("/", 1)[-1].split("_")[0] or "?"
+        live[(part, op)] += int(activity["allocationBytes"]) * int(allocation.get("numOccurrences", 1))
+    return int(profile["profileSummary"]["peakStats"]["peakBytesInUse"]), dict(live)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="384x640x1", help="HxWxBATCH")
@@ -67,6 +93,7 @@ def main():
     parser.add_argument("--trace-parts", action="store_true",
                         help="also time tracing the forward pass and forward + backward + Adam on their own "
                              "(the first step's time is then not comparable)")
+    parser.add_argument("--memory", action="store_true", help="also the tensors live at one step's memory peak")
     parser.add_argument("--out", help="write the table as JSON here")
     args = parser.parse_args()
     height, width, batch = (int(v) for v in args.shape.split("x"))
@@ -113,6 +140,19 @@ def main():
             model.train_on_batch(x, y)
         tf.profiler.experimental.stop()
         stats = op_stats(logdir)
+    if args.memory:
+        with tempfile.TemporaryDirectory() as logdir:
+            tf.profiler.experimental.start(logdir)
+            model.train_on_batch(x, y)
+            tf.profiler.experimental.stop()
+            peak, live = memory_at_peak(logdir)
+        print(f"memory: peak {peak / 1e6:.0f} MB of tensors in use during a step; live at the peak "
+              f"{sum(live.values()) / 1e6:.0f} MB (the rest: allocations older than the profile)")
+        for part in ("encoder", "decoder", "other"):
+            print(f"  {part}: {sum(v for (p, _), v in live.items() if p == part) / 1e6:.0f} MB")
+        print("\n| made by (part, op) | MB live at the peak |\n|---|---|")
+        for (part, op), size in sorted(live.items(), key=lambda item: -item[1])[:12]:
+            print(f"| {part}, {op} | {size / 1e6:.0f} |")
     total = sum(us for _, us in stats)
     by_family = defaultdict(float)
     for op_type, us in stats:
