@@ -176,8 +176,8 @@ def memory_efficient_swish(x):
 
     efficientnet's swish is `x * sigmoid(x)` in primitives, so the training graph keeps both x and sigmoid(x)
     of its 52 full-size activations for the backward pass (228 MB at 384x640, batch 1). This one recomputes the
-    sigmoid when the gradient arrives, as efficientnet-pytorch's MemoryEfficientSwish does: the tensors live at a
-    training step's peak go from 1.61 to 1.38 GB, the step is no slower (benchmarks/README.md, "Memory").
+    sigmoid when the gradient arrives, as PyTorch's SiLU does: the tensors live at a training step's peak go
+    from 1.61 to 1.38 GB, and the step is no slower (benchmarks/README.md, "Memory, where it goes").
     `build_model` gives it to those layers' `call` only: the saved model keeps efficientnet's swish.
     """
     def gradient(upstream):
