@@ -314,8 +314,8 @@ class FusedAdam(keras.optimizers.Adam):
     half of the training graph's 22 000 ops, each run on every step and traced in Python at the start of every
     run (benchmarks/README.md, "Where the time goes"). The kernel computes the same update (tf.keras 2 used it):
     m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
-    Same variables, names and config as Adam, so checkpoints and saved models do not change. AMSGrad and
-    sparse gradients keep Keras' computation.
+    Same variables and config as Adam (only the default name differs), so a checkpoint written with Keras' Adam
+    resumes. AMSGrad and sparse gradients keep Keras' computation.
     """
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
@@ -328,7 +328,7 @@ class FusedAdam(keras.optimizers.Adam):
         super()._backend_update_step(grads, trainable_variables, scalars)
 
     def update_step(self, gradient, variable, learning_rate):
-        scalars = learning_rate
+        scalars = learning_rate  # what _backend_update_step sent down
         if self.amsgrad or not isinstance(gradient, tf.Tensor):
             return super().update_step(gradient, variable, scalars["lr"])
         index = self._get_variable_index(variable)
