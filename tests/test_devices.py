@@ -85,6 +85,26 @@ def test_mixed_precision_keeps_float32_output():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_mixed_precision_training_updates_every_weight():
+    # Keras wraps the fused Adam in its loss-scale optimizer; the kernel must see the unscaled float32 gradients.
+    try:
+        M.set_precision(True)
+        keras.utils.set_random_seed(0)
+        built, _ = M.build_model(64, 96, encoder_weights=None, drop_connect_rate=0)  # no block skipped
+        M.compile_model(built)
+        assert isinstance(built.optimizer, keras.optimizers.LossScaleOptimizer)
+        before = [w.numpy().copy() for w in built.trainable_variables]
+        rng = np.random.default_rng(0)
+        for _ in range(2):
+            built.train_on_batch(rng.random((2, 64, 96, 3), dtype=np.float32),
+                                 (rng.random((2, 64, 96, 1)) > 0.5).astype("float32"))
+        assert int(built.optimizer.iterations) == 2  # no step skipped for overflow
+        assert all(np.isfinite(w.numpy()).all() and not np.array_equal(w.numpy(), old)
+                   for w, old in zip(built.trainable_variables, before))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_xla_refused_on_cpu_kept_on_gpu():
     inputs = keras.Input((8, 8, 3))
     tiny = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
