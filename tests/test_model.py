@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from birdseg import model as M
 
@@ -142,8 +143,6 @@ def test_init_model_of_another_network_is_refused(tmp_path):
 
 
 def test_fused_batch_norm_computes_what_keras_batch_norm_does():
-    import tensorflow as tf
-
     def net():
         inputs = keras.Input((12, 10, 3))
         x = keras.layers.Conv2D(5, 3, padding="same")(inputs)
@@ -174,8 +173,6 @@ def test_build_model_fuses_every_batch_norm(unet):
 
 
 def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp_path):
-    import tensorflow as tf
-
     swishes = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.Activation)
                and layer.call is M.memory_efficient_swish]
     assert len(swishes) == 52  # every full-size activation of the encoder
@@ -187,7 +184,6 @@ def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp
     np.testing.assert_allclose(ours.numpy(), efficientnets.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(tape.gradient(weighted[0], x).numpy(), tape.gradient(weighted[1], x).numpy(),
                                rtol=1e-5, atol=1e-6)
-
 
     @tf.function
     def swish_gradient(x):
@@ -206,8 +202,6 @@ def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp
 
 def adam_trajectory(optimizer, steps=4):
     """Variables after `steps` updates with varied gradients, eagerly and traced, from a fixed start."""
-    import tensorflow as tf
-
     variables = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4), name="kernel"),
                  keras.Variable(np.full(4, 0.5, dtype="float32"), name="bias")]
     optimizer.build(variables)
@@ -245,8 +239,6 @@ def test_fused_adam_resumes_from_a_checkpoint_written_with_keras_adam(tmp_path):
 
 
 def test_fused_adam_is_one_op_per_variable_in_the_training_graph(unet):
-    import tensorflow as tf
-
     variables = unet.trainable_variables
     optimizer = M.FusedAdam()
     optimizer.build(variables)
