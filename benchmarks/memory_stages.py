@@ -5,7 +5,9 @@
     python benchmarks/memory_stages.py ours --batch 4
 
 Peak RSS is what the operating system charges; comparing the stages of the two frameworks tells whether a
-difference comes from the libraries, the model, inference or the training step's working set.
+difference comes from the libraries, the model, inference or the training step's working set. For the peer
+it also counts the bytes autograd saves for the first step's backward pass (unique storages); for ours,
+`profile_step.py --memory` gives the same from TensorFlow's allocator.
 """
 import argparse
 import json
@@ -61,12 +63,23 @@ def stages_peer(height, width, batch, stages):
         model(x)
     stages["after inference"] = peak_mb()
     model.train()
+    saved = {}  # storage -> bytes of what autograd keeps for the backward pass (counted once per storage)
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
     for step in range(4):
         optimizer.zero_grad()
-        torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
+        saved.clear()
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+            prediction = model(x)
+        torch.nn.functional.binary_cross_entropy_with_logits(prediction, y).backward()
         optimizer.step()
         if step == 0:
             stages["after 1 training step"] = peak_mb()
+            stages["saved for backward (10^6 bytes, not RSS)"] = round(sum(saved.values()) / 1e6)
     stages["after 4 training steps"] = peak_mb()
 
 

@@ -5,13 +5,15 @@
     python benchmarks/profile_step.py --grappler '{"disable_meta_optimizer": true}'   # Grappler's share
     python benchmarks/profile_step.py --trace-parts         # what the first step's seconds are made of
     python benchmarks/profile_step.py --memory              # which tensors are live at the step's memory peak
+    python benchmarks/profile_step.py --inference           # where an inference call's time goes
 
 Builds our U-Net (random init), takes a few warm-up steps, profiles --steps training steps and prints the
 share of device time per op type (self time), grouped into the families that matter for this network
 (convolutions and their gradients, depthwise convolutions, BatchNorm, activations, ...). Also prints the
 first step's time (tracing + Grappler) and the steady step, and writes the table as JSON with --out.
-With --memory it also reads the profiler's memory profile of the CPU allocator: the peak bytes in use during a
-step and the tensors live at that moment, summed by the op that made them and by encoder / decoder.
+With --memory it also reads the profiler's memory profile of the CPU allocator: the bytes in use at a step's
+start, after its forward pass and at its peak, and the tensors live at the peak, summed by the op that made
+them and by encoder / decoder. With --inference it profiles --steps `predict_on_batch` calls the same way.
 """
 import argparse
 import json
@@ -61,8 +63,9 @@ def op_stats(logdir):
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def memory_at_peak(logdir):
-    """(peak bytes in use, {(part, op): bytes live at the peak}) from the memory profile in `logdir`."""
+def memory_profile(logdir):
+    """The memory profile in `logdir`: {"start", "after_forward", "peak"} bytes in use by the CPU allocator, and
+    {(part, op): bytes} of the tensors live at the peak."""
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
 
     xspaces = sorted(str(p) for p in Path(logdir).rglob("*.xplane.pb"))
@@ -70,6 +73,13 @@ def memory_at_peak(logdir):
     allocator = json.loads(raw)["memoryProfilePerAllocator"]
     profile = allocator.get("mklcpu") or next(iter(allocator.values()))
     snapshots = profile["memoryProfileSnapshots"]
+    in_time = sorted(snapshots, key=lambda snapshot: int(snapshot["timeOffsetPs"]))
+    heap = [int(snapshot["aggregationStats"]["heapAllocatedBytes"]) for snapshot in in_time]
+    first_gradient = next(i for i, snapshot in enumerate(in_time)
+                          if "gradient" in snapshot["activityMetadata"].get("tfOpName", ""))
+    sizes = {"start": heap[0] - int(in_time[0]["activityMetadata"].get("allocationBytes", 0)),
+             "after_forward": heap[first_gradient - 1],
+             "peak": int(profile["profileSummary"]["peakStats"]["peakBytesInUse"])}
     live = defaultdict(int)
     for allocation in profile["activeAllocations"]:
         index = int(allocation.get("snapshotIndex", -1))
@@ -81,7 +91,22 @@ def memory_at_peak(logdir):
             or "top_" in name else "other"
         op = name.rsplit("/", 1)[-1].split("_")[0] or "?"
         live[(part, op)] += int(activity["allocationBytes"]) * int(allocation.get("numOccurrences", 1))
-    return int(profile["profileSummary"]["peakStats"]["peakBytesInUse"]), dict(live)
+    return sizes, dict(live)
+
+
+def print_families(stats, calls):
+    """Op time per call by family and by op type (top 15), as Markdown tables."""
+    total = sum(us for _, us in stats)
+    by_family = defaultdict(float)
+    for op_type, us in stats:
+        by_family[family(op_type)] += us
+    print("\n| op family | share of op time | ms per call |\n|---|---|---|")
+    for name, us in sorted(by_family.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {100 * us / total:.1f} % | {us / calls / 1000:.0f} |")
+    print("\n| op type (top 15) | share | ms per call |\n|---|---|---|")
+    for op_type, us in stats[:15]:
+        print(f"| {op_type} | {100 * us / total:.1f} % | {us / calls / 1000:.1f} |")
+    return by_family
 
 
 def main():
@@ -94,6 +119,7 @@ def main():
                         help="also time tracing the forward pass and forward + backward + Adam on their own "
                              "(the first step's time is then not comparable)")
     parser.add_argument("--memory", action="store_true", help="also the tensors live at one step's memory peak")
+    parser.add_argument("--inference", action="store_true", help="also profile inference (predict_on_batch)")
     parser.add_argument("--out", help="write the table as JSON here")
     args = parser.parse_args()
     height, width, batch = (int(v) for v in args.shape.split("x"))
@@ -145,26 +171,32 @@ def main():
             tf.profiler.experimental.start(logdir)
             model.train_on_batch(x, y)
             tf.profiler.experimental.stop()
-            peak, live = memory_at_peak(logdir)
-        print(f"memory: peak {peak / 1e6:.0f} MB of tensors in use during a step; live at the peak "
-              f"{sum(live.values()) / 1e6:.0f} MB (the rest: allocations older than the profile)")
+            sizes, live = memory_profile(logdir)
+        print(f"memory: {sizes['start'] / 1e6:.0f} MB of tensors in use at the step's start (weights, Adam's slots), "
+              f"{sizes['after_forward'] / 1e6:.0f} MB after the forward pass, peak {sizes['peak'] / 1e6:.0f} MB; "
+              f"live at the peak {sum(live.values()) / 1e6:.0f} MB made during the step")
         for part in ("encoder", "decoder", "other"):
             print(f"  {part}: {sum(v for (p, _), v in live.items() if p == part) / 1e6:.0f} MB")
         print("\n| made by (part, op) | MB live at the peak |\n|---|---|")
         for (part, op), size in sorted(live.items(), key=lambda item: -item[1])[:12]:
             print(f"| {part}, {op} | {size / 1e6:.0f} |")
+    if args.inference:
+        for _ in range(args.warmup):
+            model.predict_on_batch(x)
+        with tempfile.TemporaryDirectory() as logdir:
+            tf.profiler.experimental.start(logdir)
+            for _ in range(args.steps):
+                model.predict_on_batch(x)
+            tf.profiler.experimental.stop()
+            inference = op_stats(logdir)
+        print(f"\ninference (predict_on_batch): op time per call "
+              f"{sum(us for _, us in inference) / args.steps / 1e6:.3f} s")
+        print_families(inference, args.steps)
     total = sum(us for _, us in stats)
-    by_family = defaultdict(float)
-    for op_type, us in stats:
-        by_family[family(op_type)] += us
-    print(f"{args.shape}, Grappler {args.grappler or 'default'}: first step {first:.1f} s, steady step {steady:.3f} s; "
-          f"op time per step {total / args.steps / 1e6:.3f} s (summed over both threads, so it can exceed the step)")
-    print("\n| op family | share of op time | ms per step |\n|---|---|---|")
-    for name, us in sorted(by_family.items(), key=lambda item: -item[1]):
-        print(f"| {name} | {100 * us / total:.1f} % | {us / args.steps / 1000:.0f} |")
-    print("\n| op type (top 15) | share | ms per step |\n|---|---|---|")
-    for op_type, us in stats[:15]:
-        print(f"| {op_type} | {100 * us / total:.1f} % | {us / args.steps / 1000:.0f} |")
+    print(f"\n{args.shape}, Grappler {args.grappler or 'default'}: first step {first:.1f} s, steady step "
+          f"{steady:.3f} s; op time per step {total / args.steps / 1e6:.3f} s (summed over both threads, so it can "
+          "exceed the step)")
+    by_family = print_families(stats, args.steps)
     if args.out:
         Path(args.out).write_text(json.dumps({
             "shape": args.shape, "first_step_s": first, "steady_step_s": steady,
