@@ -38,7 +38,6 @@ from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, sav
 from birdseg.figures import evaluation_figures, publish_figures
 from birdseg.files import read_json, save_figure, write_json
 from birdseg.model import (
-    FusedAdam,
     ThresholdScore,
     WeightsFallbackWarning,
     bce_jaccard_loss,
@@ -60,6 +59,7 @@ from birdseg.plots import (
 from birdseg.predict import check_tta, predict_files, predict_image, predict_probabilities
 from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
 from birdseg.recipe import choose_recipe
+from birdseg.speedups import FusedAdam, SpeedupOffWarning
 from birdseg.runs import load_history, record_encoder_weights, start_run
 from birdseg.train import ResumableRun, TrainingDiverged, train
 from birdseg.viewer import show_viewer
@@ -72,6 +72,7 @@ __all__ = [
     "FusedAdam",
     "ThresholdScore",
     "ResumableRun",
+    "SpeedupOffWarning",
     "TrainingDiverged",
     "WeightsFallbackWarning",
     "bce_jaccard_loss",

@@ -13,7 +13,7 @@ import segmentation_models as sm  # SM_FRAMEWORK is set by birdseg/__init__.py, 
 import tensorflow as tf
 from keras import ops
 
-from birdseg import pretrained
+from birdseg import pretrained, speedups
 from birdseg.data import check_image_size
 from birdseg.defaults import THRESHOLD
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
@@ -86,15 +86,12 @@ def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=N
     unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3),
                    decoder_filters=filters)
     for layer in unet.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            if bn_momentum is not None:
-                layer.momentum = float(bn_momentum)
-            use_fused_batch_norm(layer)
-        if isinstance(layer, keras.layers.Activation) and getattr(layer.activation, "__name__", "") == "swish":
-            layer.call = memory_efficient_swish
+        if isinstance(layer, keras.layers.BatchNormalization) and bn_momentum is not None:
+            layer.momentum = float(bn_momentum)
         if isinstance(layer, keras.layers.Dropout) and drop_connect_rate is not None:
             # The encoder's only dropouts are its blocks' drop-connect; each keeps its depth share of the rate.
             layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE
+    speedups.speed_up_layers(unet)
     weights_used = {"source": weights.source, "file": None, "sha256": None}
     if weights.file is not None:
         layout = pretrained.load_encoder_weights(unet, weights.file)
@@ -131,61 +128,6 @@ def copy_weights_from(model, path):
             raise ValueError(f"{model_file}: weight {saved_name} has shape {saved_shape}, {name} needs {shape}")
     model.set_weights(saved.get_weights())
     return {"source": "birdseg model", "file": str(model_file), "sha256": pretrained.sha256(model_file)}
-
-
-def use_fused_batch_norm(layer):
-    """Make a BatchNormalization layer compute with TensorFlow's fused kernel (one op forward, one backward).
-
-    Keras 3 computes BatchNorm from primitives (mean, squared difference, rsqrt, multiply, add) and their
-    gradients: on a CPU that was ~18 % of a training step's op time for this network and keeps more activations
-    for the backward pass (benchmarks/README.md, "Where the time goes"). The result is Keras' own: same
-    normalisation, same moving-average update (the fused kernel's Bessel-corrected batch variance is scaled back
-    to the biased one Keras uses). Only the computation changes, so the saved model is a plain Keras model.
-    Layers this does not cover (masks, renorm, synchronized, channels not last) keep Keras' computation.
-    """
-    if layer.renorm or layer.synchronized or layer.axis not in (-1, len(layer.input.shape) - 1):
-        return
-    keras_call = layer.call
-
-    def fused_call(inputs, training=None, mask=None):
-        if mask is not None or len(inputs.shape) != 4:
-            return keras_call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, "float32")  # as Keras: statistics in float32 even under mixed precision
-        channels = x.shape[-1]
-        gamma = layer.gamma if layer.scale else tf.ones((channels,))
-        beta = layer.beta if layer.center else tf.zeros((channels,))
-        if training and layer.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=layer.epsilon,
-                                                                 is_training=True)
-            count = tf.cast(tf.size(x) // channels, "float32")
-            variance = variance * (count - 1.0) / tf.maximum(count, 2.0)  # back to the biased variance
-            layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
-            layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean=layer.moving_mean,
-                                                       variance=layer.moving_variance, epsilon=layer.epsilon,
-                                                       is_training=False)
-        return tf.cast(y, layer.compute_dtype)
-
-    layer.call = fused_call
-
-
-@tf.custom_gradient
-def memory_efficient_swish(x):
-    """x * sigmoid(x), the encoder's activation, with a gradient that keeps only x.
-
-    efficientnet's swish is `x * sigmoid(x)` in primitives, so the training graph keeps both x and sigmoid(x)
-    of its 52 full-size activations for the backward pass (228 MB at 384x640, batch 1). This one recomputes the
-    sigmoid when the gradient arrives, as PyTorch's SiLU does: the tensors live at a training step's peak go
-    from 1.61 to 1.38 GB, and the step is no slower (benchmarks/README.md, "Memory, where it goes").
-    `build_model` gives it to those layers' `call` only: the saved model keeps efficientnet's swish.
-    """
-    def gradient(upstream):
-        with tf.control_dependencies([upstream]):  # else the executor computes it early and keeps it after all
-            sigmoid = tf.sigmoid(x)
-        return upstream * sigmoid * (1 + x * (1 - sigmoid))
-
-    return x * tf.sigmoid(x), gradient
 
 
 def describe_weights(weights_used):
@@ -306,41 +248,9 @@ def scores_from_counts(tp, fp, fn):
     }
 
 
-@keras.saving.register_keras_serializable(package="birdseg")
-class FusedAdam(keras.optimizers.Adam):
-    """Keras' Adam, updating each variable with TensorFlow's fused kernel (`ResourceApplyAdam`, one op).
-
-    Keras 3 builds Adam's update from primitives, about 30 ops per variable: for this network's 370 variables
-    half of the training graph's 22 000 ops, each run on every step and traced in Python at the start of every
-    run (benchmarks/README.md, "Where the time goes"). The kernel computes the same update (tf.keras 2 used it):
-    m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
-    Same variables and config as Adam (only the default name differs), so a checkpoint written with Keras' Adam
-    resumes. AMSGrad and sparse gradients keep Keras' computation.
-    """
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # The step's scalars once, not once per variable; they travel down in place of the learning rate.
-        step = tf.cast(self.iterations + 1, "float32")
-        beta_1, beta_2 = tf.cast(self.beta_1, "float32"), tf.cast(self.beta_2, "float32")
-        scalars = {"lr": tf.cast(learning_rate, "float32"), "beta1_power": tf.pow(beta_1, step),
-                   "beta2_power": tf.pow(beta_2, step), "beta1": beta_1, "beta2": beta_2,
-                   "epsilon": tf.cast(self.epsilon, "float32")}
-        super()._backend_update_step(grads, trainable_variables, scalars)
-
-    def update_step(self, gradient, variable, learning_rate):
-        scalars = learning_rate  # what _backend_update_step sent down
-        if self.amsgrad or not isinstance(gradient, tf.Tensor):
-            return super().update_step(gradient, variable, scalars["lr"])
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
-            grad=tf.cast(gradient, variable.dtype),
-            **{name: tf.cast(value, variable.dtype) for name, value in scalars.items()})
-
-
 def compile_model(model, learning_rate=1e-4, jit_compile=False, loss="bce_jaccard"):
-    """Adam (fused: `FusedAdam`) + `loss` (a name in LOSSES: BCE + Jaccard, the seed's, or focal + Jaccard), IoU and
-    F1 at threshold 0.5.
+    """Adam (`speedups.adam`: TensorFlow's fused kernel where it checks out) + `loss` (a name in LOSSES: BCE +
+    Jaccard, the seed's, or focal + Jaccard), IoU and F1 at threshold 0.5.
 
     XLA (`jit_compile=True`) is used on GPU only: on CPU it made training steps several times slower.
     Under a mixed-precision policy Keras wraps Adam in a loss-scale optimizer by itself.
@@ -351,7 +261,7 @@ def compile_model(model, learning_rate=1e-4, jit_compile=False, loss="bce_jaccar
     if loss not in LOSSES:
         raise ValueError(f"LOSS={loss!r}: expected " + " or ".join(repr(name) for name in LOSSES))
     model.compile(
-        optimizer=FusedAdam(learning_rate),
+        optimizer=speedups.adam(learning_rate),
         loss=LOSSES[loss],
         metrics=[ThresholdScore("iou"), ThresholdScore("f1")],
         jit_compile=jit_compile,

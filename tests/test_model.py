@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from birdseg import model as M
+from birdseg import speedups
 
 
 @pytest.fixture(scope="module")
@@ -142,117 +142,10 @@ def test_init_model_of_another_network_is_refused(tmp_path):
         M.build_model(32, 32, encoder_weights=None, init_model=tmp_path / "other.keras")
 
 
-def test_fused_batch_norm_computes_what_keras_batch_norm_does():
-    def net():
-        inputs = keras.Input((12, 10, 3))
-        x = keras.layers.Conv2D(5, 3, padding="same")(inputs)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        return keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
-
-    plain, fused = net(), net()
-    fused.set_weights(plain.get_weights())
-    M.use_fused_batch_norm(fused.layers[2])
-    x = tf.random.stateless_normal((2, 12, 10, 3), seed=(1, 2)) * 2 + 0.5
-    results = []
-    for model in (plain, fused):
-        with tf.GradientTape() as tape:
-            out = model(x, training=True)
-            loss = tf.reduce_mean(out ** 2)
-        grads = tape.gradient(loss, model.trainable_variables)
-        results.append((out.numpy(), [g.numpy() for g in grads], model.layers[2].moving_variance.numpy(),
-                        model.layers[2].moving_mean.numpy(), model(x, training=False).numpy()))
-    for keras_value, fused_value in zip(*results):
-        for a, b in zip(*(v if isinstance(v, list) else [v] for v in (keras_value, fused_value))):
-            np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
-    assert fused.layers[2].call.__name__ == "fused_call"
-
-
-def test_build_model_fuses_every_batch_norm(unet):
-    norms = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) > 50 and all(layer.call.__name__ == "fused_call" for layer in norms)
-
-
-def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp_path):
-    swishes = [layer for layer in unet.layers[2].layers if isinstance(layer, keras.layers.Activation)
-               and layer.call is M.memory_efficient_swish]
-    assert len(swishes) == 52  # every full-size activation of the encoder
-    x = tf.random.stateless_normal((2, 5, 7, 3), seed=(3, 4)) * 4
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        ours, efficientnets = M.memory_efficient_swish(x), swishes[0].activation(x)
-        weighted = [tf.reduce_sum(y * tf.range(1.0, 4.0)) for y in (ours, efficientnets)]
-    np.testing.assert_allclose(ours.numpy(), efficientnets.numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(tape.gradient(weighted[0], x).numpy(), tape.gradient(weighted[1], x).numpy(),
-                               rtol=1e-5, atol=1e-6)
-
-    @tf.function
-    def swish_gradient(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = M.memory_efficient_swish(x)
-        return tape.gradient(y, x)
-
-    graph = swish_gradient.get_concrete_function(tf.TensorSpec((2, 3))).graph
-    backward_sigmoids = [op for op in graph.get_operations() if op.type == "Sigmoid" and op.control_inputs]
-    assert len(backward_sigmoids) == 1  # recomputed when the gradient arrives, not kept from the forward pass
-    unet.save(tmp_path / "model.keras")  # the saved layer is efficientnet's plain swish
-    reloaded = M.load_model(tmp_path / "model.keras", compile=False)
-    assert not any(layer.call is M.memory_efficient_swish for layer in reloaded.layers[2].layers)
-
-
-def adam_trajectory(optimizer, steps=4):
-    """Variables after `steps` updates with varied gradients, eagerly and traced, from a fixed start."""
-    variables = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4), name="kernel"),
-                 keras.Variable(np.full(4, 0.5, dtype="float32"), name="bias")]
-    optimizer.build(variables)
-    traced_apply = tf.function(lambda grads: optimizer.apply(grads, variables))
-    for step in range(steps):
-        grads = [tf.sin(v.value * (step + 1)) + 0.1 * step for v in variables]
-        optimizer.apply(grads, variables) if step % 2 else traced_apply(grads)
-    return [v.numpy() for v in variables] + [v.numpy() for v in optimizer.variables]
-
-
-@pytest.mark.parametrize("amsgrad", [False, True])
-def test_fused_adam_updates_what_keras_adam_does(amsgrad):
-    keras_adam = keras.optimizers.Adam(0.01, amsgrad=amsgrad)
-    fused_adam = M.FusedAdam(0.01, amsgrad=amsgrad)
-    for keras_value, fused_value in zip(adam_trajectory(keras_adam), adam_trajectory(fused_adam), strict=True):
-        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-7)
-    assert {**fused_adam.get_config(), "name": "adam"} == {**keras_adam.get_config(), "name": "adam"}
-
-
-def test_fused_adam_resumes_from_a_checkpoint_written_with_keras_adam(tmp_path):
-    def tiny_model(optimizer):
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-        model.compile(optimizer=optimizer, loss="mse")
-        model.optimizer.build(model.trainable_variables)
-        return model
-
-    before = tiny_model(keras.optimizers.Adam(0.01))
-    before.train_on_batch(np.ones((4, 3)), np.zeros((4, 2)))
-    before.save_weights(tmp_path / "epoch_1.weights.h5")
-    after = tiny_model(M.FusedAdam(0.01))
-    after.load_weights(tmp_path / "epoch_1.weights.h5")
-    assert int(after.optimizer.iterations) == 1
-    for saved, loaded in zip(before.optimizer.variables, after.optimizer.variables, strict=True):
-        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
-
-
-def test_fused_adam_is_one_op_per_variable_in_the_training_graph(unet):
-    variables = unet.trainable_variables
-    optimizer = M.FusedAdam()
-    optimizer.build(variables)
-    apply = tf.function(lambda grads: optimizer.apply(grads, variables))
-    graph = apply.get_concrete_function([tf.TensorSpec(v.shape) for v in variables]).graph
-    op_types = [op.type for op in graph.get_operations() if op.type != "Placeholder"]  # gradients, handles
-    assert op_types.count("ResourceApplyAdam") == len(variables) > 300
-    assert len(op_types) < 3 * len(variables)  # Keras' Adam: about 30 per variable
-
-
 def test_compile_model_makes_the_optimizer_slots_before_the_first_step():
     model, _ = M.build_model(64, 96, encoder_weights=None)
     M.compile_model(model)
-    assert isinstance(model.optimizer, M.FusedAdam) and model.optimizer.built
+    assert isinstance(model.optimizer, speedups.FusedAdam) and model.optimizer.built
     assert len(model.optimizer.variables) == 2 * len(model.trainable_variables) + 2  # m, v; iterations, rate
 
 

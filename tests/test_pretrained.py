@@ -111,6 +111,32 @@ def test_imagenet_from_keras_cache_without_network(keras_encoder, tmp_path, monk
     assert_same_encoder(built, encoder, "stem_conv_pad")
 
 
+def test_the_hash_checked_is_keras_own():
+    from keras.src.applications.efficientnet import WEIGHTS_HASHES
+
+    assert pretrained.KERAS_FILE_HASH == WEIGHTS_HASHES["b3"][1]
+
+
+def test_a_cached_file_that_does_not_match_keras_hash_is_not_used(keras_encoder, tmp_path, monkeypatch):
+    """With Keras' real hash (not replaced, as the tests above must), the stand-in file in the cache fails the
+    check: Keras would download again, which fails offline, so the encoder starts random, loudly."""
+    _, path = keras_encoder
+    cached = tmp_path / "models" / pretrained.KERAS_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(path.read_bytes())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    downloads = []
+
+    def offline(url, *args, **kwargs):
+        downloads.append(url)
+        raise Exception("URL fetch failure")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
+    with pytest.warns(M.WeightsFallbackWarning, match="RANDOM INITIALISATION"):
+        _, used = M.build_model(32, 32, encoder_weights="imagenet")
+    assert used["source"] == "random" and downloads == [pretrained.KERAS_URL]
+
+
 def test_imagenet_offline_without_cache_falls_back_loudly(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
