@@ -9,11 +9,12 @@ GPU build with the CPU one, or break the running front end. So:
 
 * No TensorFlow installed: everything in requirements.txt, except that `tensorflow-cpu` becomes
   `tensorflow[and-cuda]` at the same version when an NVIDIA GPU is visible.
-* TensorFlow installed (any build, 2.16 or newer, i.e. Keras 3): what is bound to it (Keras, TensorBoard,
-  NumPy, h5py, protobuf, ml-dtypes) and the kernel side of Jupyter (ipykernel, ipywidgets, ...) are kept as
-  they are when present; our Jupyter front end is not installed (the host has its own); everything else is
-  installed at our pins.
-* TensorFlow older than 2.16 installed: stop with a message, since segmentation_models here needs Keras 3.
+* TensorFlow installed (any build) within SUPPORTED, with a Keras within SUPPORTED: what is bound to it (Keras,
+  TensorBoard, NumPy, h5py, protobuf, ml-dtypes) and the kernel side of Jupyter (ipykernel, ipywidgets, ...) are
+  kept as they are when present; our Jupyter front end is not installed (the host has its own); everything else
+  is installed at our pins.
+* TensorFlow or Keras outside SUPPORTED: stop with a message that says what is supported. The oldest pair is
+  tested for real (tests/test_hosted.py: a fresh virtual environment with it, this installer, the notebook).
 """
 import argparse
 import re
@@ -32,7 +33,9 @@ BOUND_TO_TENSORFLOW = ("keras", "tensorboard", "numpy", "h5py", "protobuf", "ml-
 # A hosted notebook runs its own front end: ours is not installed there, and what its kernel uses is kept.
 JUPYTER_FRONT_END = ("notebook", "jupyterlab")
 JUPYTER_KERNEL_SIDE = ("jupyter-server", "ipykernel", "ipywidgets", "nbformat")
-OLDEST_TENSORFLOW = (2, 16)  # first release with Keras 3
+# (oldest, newest) minor versions the notebook is tested with: the newest are requirements.txt's pins, the oldest
+# pair is what tests/test_hosted.py installs. The README's "hosted notebooks" section states the same range.
+SUPPORTED = {"tensorflow": ((2, 19), (2, 21)), "keras": ((3, 10), (3, 15))}
 
 
 class InstallError(RuntimeError):
@@ -81,6 +84,22 @@ def version_tuple(version):
     return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
+def supported_range(package):
+    """The supported range of `package` ("tensorflow" or "keras") for people: "2.19 to 2.21"."""
+    oldest, newest = SUPPORTED[package]
+    return f"{'.'.join(map(str, oldest))} to {'.'.join(map(str, newest))}"
+
+
+def check_supported(package, name, version):
+    """InstallError unless `version` of `package` (installed as distribution `name`) is in the supported range."""
+    oldest, newest = SUPPORTED[package]
+    if not oldest <= version_tuple(version) <= newest:
+        raise InstallError(f"{name} {version} is installed; birdseg is tested with TensorFlow "
+                           f"{supported_range('tensorflow')} and Keras {supported_range('keras')}. Install a supported "
+                           f"{package} first (e.g. `pip install '{package}=={'.'.join(map(str, newest))}.*'`), or use a "
+                           "fresh environment with `pip install -r requirements.txt`, then run this again.")
+
+
 def gpu_visible():
     """Whether an NVIDIA driver is installed (nvidia-smi on PATH)."""
     return shutil.which("nvidia-smi") is not None
@@ -104,9 +123,9 @@ def plan_install(requirements, installed, gpu=False):
                   if gpu else "no TensorFlow installed: the pinned CPU stack of requirements.txt")
         return Plan(install=install, reason=reason)
     name, version = tensorflow
-    if version_tuple(version) < OLDEST_TENSORFLOW:
-        raise InstallError(f"{name} {version} is installed; birdseg needs TensorFlow 2.16 or newer (Keras 3). "
-                           "Upgrade it first (`pip install -U tensorflow`), then run this again.")
+    check_supported("tensorflow", name, version)
+    if "keras" in installed:
+        check_supported("keras", "keras", installed["keras"])
     plan = Plan(reason=f"{name} {version} is installed: keeping it, what is bound to it and the host's Jupyter")
     for requirement in requirements:
         package = requirement_name(requirement)

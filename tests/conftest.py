@@ -55,11 +55,12 @@ def davis():
     return DAVIS
 
 
-def run_notebook(output_dir, data_dir, extra=None, timeout=900, **popen):
-    """Run the notebook headless with the tiny parameters; returns the Popen (or the finished process)."""
+def run_notebook(output_dir, data_dir, extra=None, timeout=900, python=sys.executable, **popen):
+    """Run the notebook headless with the tiny parameters (with `python`'s papermill and kernel); returns the Popen
+    (or the finished process)."""
     parameters = {**TINY, "DATA_DIR": str(data_dir), "OUTPUT_DIR": str(output_dir / "runs"),
                   "EXAMPLES_DIR": str(output_dir / "examples"), **(extra or {})}
-    command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
+    command = [str(python), "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
                str(output_dir / "out.ipynb"), "--cwd", str(ROOT)]
     for name, value in parameters.items():
         command += ["-p", name, "None" if value is None else str(value)]
