@@ -16,16 +16,14 @@ if __name__ == "__main__":  # the CLI imports only what each command needs
 
     raise SystemExit(main())
 
-from birdseg.callbacks import describe_callback, standard_callbacks
+from birdseg.callbacks import BestModelCheckpoint, PredictionFigure, TrainingBudget
 from birdseg.cli import main
 from birdseg.data import (
     Dataloader,
     Dataset,
     DatasetError,
-    check_image_size,
     ensure_dataset,
     find_pairs,
-    get_training_augmentation,
     get_validation_augmentation,
     load_split,
     read_image,
@@ -35,17 +33,24 @@ from birdseg.data import (
 from birdseg.dataset_tools import check_dataset
 from birdseg.devices import distribution_strategy, set_seed
 from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, save_metrics
-from birdseg.figures import evaluation_figures, publish_figures
+from birdseg.figures import evaluation_figures, publish_figures, show_overlays
 from birdseg.files import read_json, save_figure, write_json
 from birdseg.model import (
+    BACKBONE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LOSSES,
     ThresholdScore,
     WeightsFallbackWarning,
     bce_jaccard_loss,
     build_model,
     compile_model,
+    configure_encoder,
     confusion_counts,
     describe_weights,
+    gpu_available,
     load_model,
+    load_starting_weights,
     scores_from_counts,
     set_precision,
 )
@@ -56,34 +61,45 @@ from birdseg.plots import (
     prediction_grid,
     visualize,
 )
-from birdseg.predict import check_tta, predict_files, predict_image, predict_probabilities
+from birdseg.predict import check_tta, media_files, predict_files, predict_image, predict_probabilities
 from birdseg.pretrained import EncoderWeightsError, locate_encoder_weights
-from birdseg.recipe import choose_recipe
-from birdseg.speedups import FusedAdam, SpeedupOffWarning
+from birdseg.recipe import RECIPES, Recipe, choose_recipe, decoder_filters
 from birdseg.runs import load_history, record_encoder_weights, start_run
-from birdseg.train import ResumableRun, TrainingDiverged, train
+from birdseg.speedups import FusedAdam, SpeedupOffWarning, adam, speed_up_layers
+from birdseg.train import ResumableRun, TrainingDiverged
+from birdseg.video import is_video_file, predict_video
 from birdseg.viewer import show_viewer
 
 __all__ = [
+    "BACKBONE",
+    "BestModelCheckpoint",
     "Dataloader",
     "Dataset",
     "DatasetError",
     "EncoderWeightsError",
     "FusedAdam",
-    "ThresholdScore",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LOSSES",
+    "PredictionFigure",
+    "RECIPES",
+    "Recipe",
     "ResumableRun",
     "SpeedupOffWarning",
+    "ThresholdScore",
+    "TrainingBudget",
     "TrainingDiverged",
     "WeightsFallbackWarning",
+    "adam",
     "bce_jaccard_loss",
     "build_model",
     "check_dataset",
-    "check_image_size",
     "check_tta",
     "choose_recipe",
     "compile_model",
+    "configure_encoder",
     "confusion_counts",
-    "describe_callback",
+    "decoder_filters",
     "describe_weights",
     "distribution_strategy",
     "ensure_dataset",
@@ -92,19 +108,23 @@ __all__ = [
     "evaluation_figures",
     "find_pairs",
     "format_metrics",
-    "get_training_augmentation",
     "get_validation_augmentation",
+    "gpu_available",
+    "is_video_file",
     "load_history",
     "load_model",
     "load_split",
+    "load_starting_weights",
     "locate_encoder_weights",
     "main",
+    "media_files",
     "overlay",
     "overlay_gallery",
     "plot_history",
     "predict_files",
     "predict_image",
     "predict_probabilities",
+    "predict_video",
     "prediction_grid",
     "publish_figures",
     "read_image",
@@ -117,10 +137,10 @@ __all__ = [
     "scores_from_counts",
     "set_precision",
     "set_seed",
+    "show_overlays",
     "show_viewer",
-    "standard_callbacks",
+    "speed_up_layers",
     "start_run",
-    "train",
     "visualize",
     "write_json",
 ]

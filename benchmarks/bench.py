@@ -65,13 +65,14 @@ def worker_ours(shapes, threads, warmup, repeats, deterministic):
 
     from birdseg.devices import set_seed
     from birdseg.model import build_model, compile_model
+    from birdseg.recipe import PRETRAINED
 
     set_seed(0, deterministic=deterministic)
 
     results = []
     for height, width, batch in shapes:
-        model, _ = build_model(height, width, encoder_weights=None)
-        compile_model(model)
+        model, _ = build_model(PRETRAINED.override(image_height=height, image_width=width))
+        compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
         rng = np.random.default_rng(0)
         x = rng.random((batch, height, width, 3), dtype=np.float32)
         y = (rng.random((batch, height, width, 1)) > 0.9).astype(np.float32)
@@ -132,16 +133,21 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     from birdseg import data
     from birdseg.model import build_model, compile_model
+    from birdseg.recipe import PRETRAINED
 
     root = data.ensure_dataset(data_dir)
-    dataset = data.load_split(root, "train", 384, 640, training=True)
+    import albumentations as A
+
+    # The notebook's training augmentation at its default recipe ("flips").
+    flips = A.Compose([*data.get_validation_augmentation(384, 640), A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
+    dataset = data.load_split(root, "train", 384, 640, augmentation=flips)
     loader = data.Dataloader(dataset, batch_size=1, shuffle=True, seed=0)
     start = time.perf_counter()
     batches = [loader[i] for i in range(len(loader))]
     loader_epoch = time.perf_counter() - start
 
-    model, _ = build_model(384, 640, encoder_weights=None)
-    compile_model(model)
+    model, _ = build_model(PRETRAINED.override(image_height=384, image_width=640))
+    compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
     steps = min(len(batches), max(20, warmup + repeats))  # enough steps that the host's noise averages out
     model.fit(data.Dataloader(dataset, 1, True, 0), epochs=1, steps_per_epoch=warmup, verbose=0)  # trace once
 

@@ -29,6 +29,7 @@ def main():
 
     from birdseg import data, devices, synthetic
     from birdseg.model import build_model, compile_model
+    from birdseg.recipe import PRETRAINED
 
     process = psutil.Process()
     samples = []
@@ -46,9 +47,9 @@ def main():
         generated = time.perf_counter() - start
         on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
         devices.set_seed(0)
-        loader = data.Dataloader(data.load_split(root, "train", 64, 96, training=True), args.batch_size, True, 0)
-        model, _ = build_model(64, 96, encoder_weights=None)
-        compile_model(model)
+        loader = data.Dataloader(data.load_split(root, "train", 64, 96), args.batch_size, True, 0)
+        model, _ = build_model(PRETRAINED.override(image_height=64, image_width=96))
+        compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
         start = time.perf_counter()
         model.fit(loader.stream(), steps_per_epoch=len(loader), epochs=1, verbose=0, shuffle=False, callbacks=[Sampler()])
         epoch_seconds = time.perf_counter() - start

@@ -29,11 +29,12 @@ def stages_ours(height, width, batch, stages):
     import birdseg  # noqa: F401  (environment for segmentation_models)
     from birdseg.devices import set_seed
     from birdseg.model import build_model, compile_model
+    from birdseg.recipe import PRETRAINED
 
     stages["imports"] = peak_mb()
     set_seed(0)
-    model, _ = build_model(height, width, encoder_weights=None)
-    compile_model(model)
+    model, _ = build_model(PRETRAINED.override(image_height=height, image_width=width))
+    compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
     stages["model built"] = peak_mb()
     rng = np.random.default_rng(0)
     x = rng.random((batch, height, width, 3), dtype=np.float32)

@@ -129,12 +129,13 @@ def main():
 
     from birdseg.devices import set_seed
     from birdseg.model import bce_jaccard_loss, build_model, compile_model
+    from birdseg.recipe import PRETRAINED
 
     if args.grappler:
         tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
     set_seed(0)  # as the notebook: op determinism on
-    model, _ = build_model(height, width, encoder_weights=None)
-    compile_model(model)
+    model, _ = build_model(PRETRAINED.override(image_height=height, image_width=width))
+    compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
     rng = np.random.default_rng(0)
     x = rng.random((batch, height, width, 3), dtype=np.float32)
     y = (rng.random((batch, height, width, 1)) > 0.9).astype(np.float32)

@@ -3,11 +3,11 @@
     python benchmarks/real_birds.py --budget-minutes 30
 
 For each clip, train on the other clips (the last frames of each held back for validation) and test on
-the held-out clip, at each photo's own resolution. Training is the notebook's: the same recipe ("scratch"
-by default, as the notebook picks for a random encoder; every recipe parameter can be overridden, e.g.
-`--set IMAGE_HEIGHT=256 --set BATCH_SIZE=2`) and the same `train` with its callbacks. The budget covers the
-training of all folds, split evenly (the notebook's MAX_TRAINING_MINUTES per fold). Two baselines show
-what the model adds: all background, and Otsu's threshold on brightness (polarity chosen on validation).
+the held-out clip, at each photo's own resolution. Training is the notebook itself, run headless on a dataset
+folder of the fold (links to the frames, in a temporary folder): the recipe it picks ("scratch" for a random
+encoder; any notebook parameter can be given, e.g. `--set IMAGE_HEIGHT=256 --set BATCH_SIZE=2`). The budget
+covers the training of all folds, split evenly (the notebook's MAX_TRAINING_MINUTES per fold). Two baselines
+show what the model adds: all background, and Otsu's threshold on brightness (polarity chosen on validation).
 Each fold's result is written to the JSON file as soon as it exists, so an interrupted run keeps them.
 Data: ../shared/data/davis-birds (never copied).
 """
@@ -69,28 +69,44 @@ def background_baseline(test):
     return scores_from_counts(0, 0, sum(int(read_mask(mask_path).sum()) for _, mask_path in test))
 
 
-def run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes, run_dir):
-    """Train one fold as the notebook does; returns (test metrics, threshold, training seconds, weights used)."""
-    from birdseg import data, devices, evaluate, train
-    from birdseg.model import build_model, compile_model
+def fold_dataset(folder, train_pairs, val_pairs, test_pairs):
+    """A dataset folder in the notebook's layout whose files link to the frames (never copied)."""
+    for split, pairs in (("train", train_pairs), ("val", val_pairs), ("test", test_pairs)):
+        for sub in ("images", "mask"):
+            (folder / split / sub).mkdir(parents=True)
+        for image_path, mask_path in pairs:
+            (folder / split / "images" / image_path.name).symlink_to(image_path.resolve())
+            (folder / split / "mask" / f"{image_path.stem}{mask_path.suffix}").symlink_to(mask_path.resolve())
+    return folder
 
-    devices.set_seed(args.seed)
-    height, width = recipe["IMAGE_HEIGHT"], recipe["IMAGE_WIDTH"]
-    train_set = data.Dataset(train_pairs, data.get_training_augmentation(height, width, recipe["AUGMENTATION"]),
-                             copy_paste=recipe["COPY_PASTE"])
-    val_set = data.Dataset(val_pairs, data.get_validation_augmentation(height, width))
-    model, weights_used = build_model(height, width, args.encoder_weights, bn_momentum=recipe["BN_MOMENTUM"],
-                                      init_model=args.init_model, drop_connect_rate=recipe["DROP_CONNECT_RATE"],
-                                      decoder_width=recipe["DECODER_WIDTH"])
-    compile_model(model, recipe["LEARNING_RATE"], loss=recipe["LOSS"])
-    start = time.perf_counter()
-    train.train(model, data.Dataloader(train_set, recipe["BATCH_SIZE"], shuffle=True, seed=args.seed),
-                data.Dataloader(val_set, recipe["BATCH_SIZE"]), run_dir, recipe["EPOCHS"], verbose=0, tensorboard=False,
-                max_minutes=minutes, patience=recipe["PATIENCE"], lr_schedule=recipe["LR_SCHEDULE"])
-    seconds = time.perf_counter() - start
-    val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
-    threshold = evaluate.best_threshold(val_metrics)[0]  # chosen on validation, never on test
-    test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)
+
+def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_root):
+    """Train one fold with the notebook; returns (test metrics, threshold, training seconds, weights used)."""
+    import subprocess
+    import tempfile
+
+    from birdseg import evaluate, runs
+    from birdseg.model import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = fold_dataset(Path(tmp) / "fold", train_pairs, val_pairs, test_pairs)
+        parameters = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(run_root), "SEED": args.seed, "EXAMPLES_DIR": None,
+                      "ENCODER_WEIGHTS": args.encoder_weights, "INIT_MODEL": args.init_model,
+                      "MAX_TRAINING_MINUTES": minutes, **settings}
+        command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
+                   str(run_root / "out.ipynb"), "--cwd", str(ROOT)]
+        for name, value in parameters.items():
+            command += ["-p", name, "None" if value is None else str(value)]
+        run_root.mkdir(parents=True, exist_ok=True)
+        before = set(run_root.iterdir())
+        subprocess.run(command, check=True)
+        (run_dir,) = [path for path in run_root.iterdir() if path not in before and path.is_dir()]
+        seconds = sum(runs.load_history(run_dir)["epoch_seconds"])
+        model = load_model(run_dir)
+        val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
+        threshold = evaluate.best_threshold(val_metrics)[0]  # chosen on validation, never on test
+        test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)
+        weights_used = runs.read_json(run_dir / "config.json")["encoder_weights"]
     return test_metrics, threshold, seconds, weights_used
 
 
@@ -122,8 +138,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-minutes", type=float, default=30, help="training time for all folds together")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--recipe", default="scratch", choices=("scratch", "pretrained"))
-    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a recipe parameter")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="a notebook parameter, e.g. EPOCHS=20")
     parser.add_argument("--clips", nargs="+", help="held-out clips to run (default: all)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoder-weights", default=None, help="None (random init), imagenet, or a local .h5")
@@ -138,10 +153,8 @@ def main():
 
     from birdseg.dataset_tools import samples_from_folders
     from birdseg.files import write_json
-    from birdseg.recipe import choose_recipe
 
-    _, recipe, reason = choose_recipe(args.recipe, encoder_pretrained=args.encoder_weights not in (None, "None"),
-                                      **parse_settings(args.set))
+    settings = parse_settings(args.set)
     data_dir = Path(args.data)
     samples = samples_from_folders(data_dir / "images", data_dir / "masks", r"^(.+)_\d+$")
     pairs = [(data_dir / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
@@ -153,14 +166,14 @@ def main():
         "command": "python benchmarks/real_birds.py " + " ".join(sys.argv[1:]),
         "budget_minutes": args.budget_minutes,
         "init_model": args.init_model,
-        "recipe": {"name": args.recipe, "reason": reason, **recipe, "MAX_TRAINING_MINUTES": minutes},
+        "notebook_parameters": {**settings, "MAX_TRAINING_MINUTES": minutes},
         "folds": [],
     }
     run_root = Path(args.work) / time.strftime("%Y%m%dT%H%M%S")
     for clip in sorted(args.clips or clips):
         train_pairs, val_pairs, test_pairs = split_fold(clips, clip)
-        metrics, threshold, seconds, weights_used = run_fold(train_pairs, val_pairs, test_pairs, recipe, args, minutes,
-                                                             run_root / clip)
+        metrics, threshold, seconds, weights_used = run_fold(train_pairs, val_pairs, test_pairs, settings, args,
+                                                             minutes, run_root / clip)
         result["encoder_weights"] = weights_used["source"]
         result["folds"].append({
             "clip": clip, "train_frames": len(train_pairs), "val_frames": len(val_pairs),
@@ -176,7 +189,7 @@ def main():
                   mean_otsu_iou=float(np.mean([f["otsu"]["iou"] for f in folds])))
     write_json(args.out, result)
     print("\n" + table(result))
-    print(f"\n{reason}; {minutes:.1f} min per fold, encoder {result['encoder_weights']}")
+    print(f"\n{minutes:.1f} min per fold, encoder {result['encoder_weights']}")
     return 0
 
 

@@ -1,5 +1,7 @@
 """Training callbacks: the ones Keras has are used as they are (ReduceLROnPlateau, EarlyStopping, TensorBoard);
-these are the ones it lacks, or whose built-in does not fit (each class says why in one line)."""
+these are the ones it lacks, or whose built-in does not fit (each class says why in one line). The notebook lists
+the recipe's callbacks in plain sight; `train.ResumableRun` adds the run's own (reseeding, NaN stop, timing,
+progress, checkpoint)."""
 import math
 import time
 from pathlib import Path
@@ -7,14 +9,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from birdseg import plots
+from birdseg import display, plots
 from birdseg.data import sample_seed
 from birdseg.defaults import THRESHOLD
 from birdseg.files import atomic_path, save_figure, write_json
-from birdseg.model import confusion_counts, scores_from_counts
+from birdseg.model import score_caption
 from birdseg.runs import write_history_csv
+from birdseg.speedups import nested_layers
 
-LR_SCHEDULES = ("plateau", "cosine")
 MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
@@ -79,7 +81,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 class PredictionFigure(keras.callbacks.Callback):
-    """After every epoch, predict fixed validation images and save `results_epoch_N.png`."""
+    """After every epoch, predict fixed validation images with the weights just trained: saved as
+    `results_epoch_N.png`, and shown in the training cell's output when running in a notebook (live or headless)."""
 
     def __init__(self, samples, out_dir, threshold=THRESHOLD):
         super().__init__()
@@ -89,14 +92,15 @@ class PredictionFigure(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         probabilities = self.model.predict_on_batch(self.images)
-        rows = []
-        for image, truth, prob in zip(self.images, self.masks, np.asarray(probabilities)):
-            pred = prob > self.threshold
-            iou = scores_from_counts(*confusion_counts(truth > 0.5, pred)[:3])["iou"]
-            rows.append({"image": image, "true": truth, "pred": pred, "caption": f"IoU {iou:.3f}"})
+        rows = [{"image": image, "true": truth, "pred": prob > self.threshold,
+                 "caption": score_caption(truth > 0.5, prob > self.threshold)}
+                for image, truth, prob in zip(self.images, self.masks, np.asarray(probabilities))]
         val_iou = (logs or {}).get("val_iou_score")
-        title = f"epoch {epoch + 1}" + (f" - validation IoU {val_iou:.3f}" if val_iou is not None else "")
-        save_figure(plots.prediction_grid(rows, title=title), self.out_dir / f"results_epoch_{epoch + 1}.png")
+        title = (f"Validation images, weights after epoch {epoch + 1}"
+                 + (f" (validation IoU {val_iou:.3f})" if val_iou is not None else ""))
+        figure = plots.prediction_grid(rows, title=title)
+        save_figure(figure, self.out_dir / f"results_epoch_{epoch + 1}.png", close=False)
+        display.show_figure(figure)
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
@@ -188,7 +192,7 @@ class EpochSeeds(keras.callbacks.Callback):
         self.seed = seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        generators = [g for layer in self.model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+        generators = [g for layer in nested_layers(self.model) for g in getattr(layer, "_seed_generators", [])]
         for index, generator in enumerate(generators):
             value = sample_seed(self.seed, "layers", epoch, index) % 2**31
             generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
@@ -224,36 +228,6 @@ class TrainingBudget(keras.callbacks.Callback):
             logs["stopped_on_budget"] = float(self.stopped)
 
 
-class CosineDecay(keras.callbacks.Callback):
-    """Learning rate from `base` down to nearly zero (`base` / 1000) along half a cosine, after a linear warm-up,
-    over the run's length: whichever of its limits comes first, `epochs` (counted in steps) or the time budget,
-    sets the progress.
-
-    Under a time budget the learning rate thus reaches zero when the budget ends, however fast the machine
-    is, which is what a budgeted run needs ("budget-aware" schedules, Li et al., ICLR 2020).
-    """
-
-    def __init__(self, base, epochs, steps_per_epoch, budget=None, warmup=0.03):
-        super().__init__()
-        self.base, self.total_steps, self.steps_per_epoch = base, epochs * steps_per_epoch, steps_per_epoch
-        self.budget, self.warmup = budget, warmup
-        self.epoch = 0
-
-    def progress(self, batch):
-        done = (self.epoch * self.steps_per_epoch + batch) / self.total_steps
-        if self.budget is not None:
-            done = max(done, self.budget.elapsed() / self.budget.seconds)
-        return min(done, 1.0)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        t = self.progress(batch)
-        scale = t / self.warmup if t < self.warmup else 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup)))
-        self.model.optimizer.learning_rate.assign(self.base * max(scale, 1e-3))
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs, so history.csv records the cost of every epoch."""
 
@@ -265,53 +239,43 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self.start
 
 
-def standard_callbacks(run_dir, seed, epochs, steps_per_epoch, learning_rate, lr_schedule="plateau", patience=5,
-                       max_minutes=None, preview_samples=(), tensorboard=True, verbose=1):
-    """The training callbacks, in the order they run.
+class RunProgress(keras.callbacks.Callback):
+    """One progress bar over all the run's training steps, with the time left; after the first steps (the very
+    first, which builds the graph, not counted) a line saying how long training will take."""
 
-    Args:
-        run_dir: the run folder (model.keras, results_epoch_N.png and logs/ go there).
-        seed: the loader's seed; random layers are reseeded from it per epoch.
-        epochs, steps_per_epoch: the run's length, for the cosine schedule.
-        learning_rate: the starting learning rate, for the cosine schedule.
-        lr_schedule: "plateau" halves the learning rate when the validation loss stalls for 3 epochs (the seed's);
-            "cosine" warms up, then decays it to zero over the run's length (EPOCHS or the time budget).
-        patience: epochs without a better validation IoU before early stopping (None: none).
-        max_minutes: time budget (None: none).
-        preview_samples: validation (image, mask) pairs drawn after every epoch (empty: no figures).
-        tensorboard: keep TensorBoard logs.
+    def __init__(self, estimate_after=5):
+        super().__init__()
+        self.estimate_after = estimate_after
+        self.bar = None
 
-    Returns:
-        A list of callbacks for `model.fit` (through `train.ResumableRun`, which adds the checkpoint).
-    """
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"LR_SCHEDULE={lr_schedule!r}: expected one of {LR_SCHEDULES}")
-    budget = TrainingBudget(max_minutes) if max_minutes is not None else None
-    callbacks = [EpochSeeds(seed), StopOnNonFinite(), EpochTimer(), BestModelCheckpoint(Path(run_dir) / "model.keras")]
-    if lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6,
-                                                           verbose=verbose))
-    else:
-        callbacks.append(CosineDecay(learning_rate, epochs, steps_per_epoch, budget))
-    if patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience,
-                                                       restore_best_weights=True, verbose=verbose))
-    if preview_samples:
-        callbacks.append(PredictionFigure(preview_samples, run_dir))
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(Path(run_dir) / "logs", write_graph=False, profile_batch=0))
-    if budget is not None:
-        callbacks.append(budget)
-    return callbacks
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if self.bar is None:
+            self.first_epoch, self.steps, self.estimated = epoch, self.params["steps"], False
+            self.bar = display.progress_bar((self.params["epochs"] - epoch) * self.steps, "training", "step")
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if self.epoch != self.first_epoch:
+            return
+        if batch == 0:
+            self.after_first_step = time.perf_counter()
+        elif batch == self.estimate_after:
+            self.estimate(batch)
 
-def describe_callback(callback):
-    """One line for people: the class, its settings that matter, and what it does."""
-    names = ("monitor", "mode", "factor", "patience", "min_lr", "restore_best_weights", "log_dir", "base", "path",
-             "out_dir")
-    settings = ", ".join(f"{name}={getattr(callback, name)}" for name in names if hasattr(callback, name))
-    paragraph = " ".join((type(callback).__doc__ or "").strip().split("\n\n")[0].split())
-    what = paragraph.split(". ")[0].rstrip(".") + "."
-    minutes = f"{callback.seconds / 60:g} minutes" if isinstance(callback, TrainingBudget) else ""
-    return f"{type(callback).__name__}({settings or minutes}): {what}"
+    def estimate(self, steps_timed):
+        seconds = (time.perf_counter() - self.after_first_step) / steps_timed
+        epochs = self.params["epochs"] - self.first_epoch
+        display.notice(f"Training {epochs} epoch(s) of {self.steps} steps at {seconds:.2f} s per step: about "
+                       f"{epochs * self.steps * seconds / 60:.1f} minutes, plus validation after each epoch")
+        self.estimated = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.first_epoch and not self.estimated and self.steps > 1:
+            self.estimate(self.steps - 1)  # an epoch shorter than `estimate_after` steps
+        self.bar.set_postfix_str(f"epoch {epoch + 1}/{self.params['epochs']}", refresh=False)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

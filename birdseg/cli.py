@@ -13,6 +13,8 @@ from birdseg.defaults import (
     PREDICT_BATCH_SIZE,
     SPLIT_RATIOS,
     THRESHOLD,
+    TILE_CHOICES,
+    TILES,
     TTA,
     TTA_VIEWS,
 )
@@ -35,9 +37,10 @@ def cmd_make_synthetic(args):
 def cmd_make_dataset(args):
     from birdseg import dataset_tools
 
-    sources = [bool(args.images or args.masks), bool(args.cub), bool(args.davis)]
-    if sum(sources) != 1:
-        raise ValueError("give exactly one source: --images DIR --masks DIR, --cub ARCHIVE, or --davis DIR")
+    sources = [bool(args.masks), bool(args.cub), bool(args.davis), bool(args.coco)]
+    if sum(sources) != 1 and not (args.images and not any(sources)):
+        raise ValueError("give exactly one source: --images DIR --masks DIR, --coco FILE --images DIR, --cub ARCHIVE, "
+                         "or --davis DIR")
     ratios = tuple(args.ratios)
     if args.cub:
         if not args.cub_segmentations:
@@ -47,7 +50,15 @@ def cmd_make_dataset(args):
             ratios=ratios, seed=args.seed, threshold=args.threshold, overwrite=args.overwrite, progress=not args.quiet,
         )
     else:
-        if args.davis:
+        if args.coco:
+            from birdseg.coco import samples_from_coco
+
+            if not args.images:
+                raise ValueError("--coco needs --images, the folder of the photos it names")
+            coco = samples_from_coco(args.coco, args.images, args.category, args.group)
+            print(coco.summary())
+            samples = coco.samples
+        elif args.davis:
             samples = dataset_tools.samples_from_davis(args.davis, clips=args.clips)
         else:
             if not (args.images and args.masks):
@@ -74,14 +85,19 @@ def cmd_check_dataset(args):
 
 def cmd_predict(args):
     from birdseg.model import load_model
-    from birdseg.predict import image_files, predict_files
+    from birdseg.predict import media_files, predict_files
+    from birdseg.video import is_video_file
 
-    model = load_model(args.model, compile=False)
-    files = image_files(args.input)
-    written, skipped = predict_files(model, files, args.out, args.threshold, args.batch_size, progress=not args.quiet,
-                                     tta=args.tta)
-    print(f"{len(written)} masks written to {args.out}; {len(skipped)} unreadable file(s) skipped")
-    return 0 if written or not files else 1
+    model = load_model(args.model)
+    files = media_files(args.input)
+    written, skipped, done_before = predict_files(model, files, args.out, args.threshold, args.batch_size,
+                                                  progress=not args.quiet, tta=args.tta, tiles=args.tiles,
+                                                  video_masks=args.masks, overwrite=args.overwrite)
+    videos = sum(is_video_file(item.photo) for item in written)
+    print(f"{len(written) - videos} photo(s) and {videos} video(s) segmented into {args.out}"
+          + (f"; {done_before} already there, skipped (--overwrite to redo them)" if done_before else "")
+          + f"; {len(skipped)} unreadable file(s) skipped")
+    return 0 if written or done_before or not files else 1
 
 
 def cmd_evaluate(args):
@@ -94,10 +110,10 @@ def cmd_evaluate(args):
     rows = []
     names = evaluate.model_names(args.model)  # one folder per model: no result overwrites another
     for model_path, name in zip(args.model, names):
-        model = load_model(model_path, compile=False)
+        model = load_model(model_path)
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet,
-                                          tta=args.tta)
+                                          tta=args.tta, tiles=args.tiles)
         out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
         save_figure(figures.sweep_figure(metrics), out / "threshold_sweep.png")
@@ -115,7 +131,7 @@ def cmd_export(args):
     from birdseg.export import export_model, parity
     from birdseg.model import load_model
 
-    model = load_model(args.model, compile=False)
+    model = load_model(args.model)
     path = export_model(model, args.out, args.format)
     difference = parity(model, path, args.format)
     verdict = "ok" if difference <= args.tolerance else f"ABOVE the tolerance {args.tolerance}"
@@ -126,6 +142,7 @@ def cmd_export(args):
 def cmd_download_weights(args):
     from birdseg import pretrained
     from birdseg.model import build_model
+    from birdseg.recipe import PRETRAINED
 
     try:
         path = pretrained.fetch_imagenet_weights()
@@ -133,16 +150,20 @@ def cmd_download_weights(args):
         print(f"error: could not download {pretrained.KERAS_URL} ({error}). On a machine that can, run this command "
               f"and copy the file it prints to {pretrained.keras_cache_path()} here.", file=sys.stderr)
         return 1
-    build_model(32, 32, encoder_weights=str(path))  # proves the file fits the encoder before anyone relies on it
+    # Proves the file fits the encoder before anyone relies on it.
+    build_model(PRETRAINED.override(image_height=32, image_width=32), str(path))
     print(f"{path}\nsha256 {pretrained.sha256(path)}\nFor an offline machine: copy this file to "
           f"~/.keras/models/{pretrained.KERAS_FILE} there (or $KERAS_HOME/models/), or set ENCODER_WEIGHTS to its path.")
     return 0
 
 
-def add_tta_option(parser):
-    """--tta, shared by the commands that predict."""
+def add_prediction_options(parser):
+    """--tta and --tiles, shared by the commands that predict."""
     parser.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
                         help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
+    parser.add_argument("--tiles", choices=TILE_CHOICES, default=TILES,
+                        help="predict large photos in overlapping tiles at their own scale; auto: when a side is at "
+                             "least twice the model's input (default: %(default)s)")
 
 
 def build_parser():
@@ -163,10 +184,13 @@ def build_parser():
         description="Pairs images with masks, splits them (whole groups per split) and writes "
         "<out>/{train,val,test}/{images,mask} with PNG masks {0,255}. Built in a temporary folder, renamed at the end.",
     )
-    p.add_argument("--images", help="folder of images (with --masks)")
+    p.add_argument("--images", help="folder of images (with --masks or --coco)")
     p.add_argument("--masks", help="folder of masks: x.png, x_mask.png, x-mask.png, ... for image x.jpg")
     p.add_argument("--davis", help="DAVIS root with JPEGImages/480p/<clip> and Annotations/480p/<clip>; grouped by clip")
     p.add_argument("--clips", nargs="+", help="with --davis: only these clips")
+    p.add_argument("--coco", help="a COCO annotation file (CVAT, Label Studio, Roboflow exports), with --images: each "
+                   "image's mask is the union of its annotations (polygons, RLE)")
+    p.add_argument("--category", nargs="+", help="with --coco: only these categories (names, any case; default: all)")
     p.add_argument("--cub", help="CUB_200_2011.tgz (read without unpacking)")
     p.add_argument("--cub-segmentations", help="segmentations.tgz of CUB-200-2011")
     p.add_argument("--val-ratio", type=float, default=CUB_VAL_RATIO,
@@ -185,17 +209,21 @@ def build_parser():
 
     p = commands.add_parser("check-dataset", help="check a dataset folder or zip before training on it")
     p.add_argument("path", help="dataset folder or .zip")
-    p.add_argument("--quick", action="store_true", help="only pairing and image headers (what the notebook runs)")
+    p.add_argument("--quick", action="store_true",
+                   help="only pairing and image headers (the notebook runs the full check, every file decoded)")
     p.add_argument("--strict", action="store_true", help="warnings (e.g. non-binary masks) fail too")
     p.set_defaults(run=cmd_check_dataset)
 
-    p = commands.add_parser("predict", help="masks and overlays for your own photos")
+    p = commands.add_parser("predict", help="masks and overlays for your own photos and videos")
     p.add_argument("--model", required=True, help="a run folder or a .keras file")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
-    p.add_argument("--out", required=True, help="folder for <stem>_mask.png and <stem>_overlay.jpg")
+    p.add_argument("--input", required=True, help="a photo, a video, or a folder of them")
+    p.add_argument("--out", required=True, help="folder for <stem>_mask.png and <stem>_overlay.jpg (a video: "
+                   "<stem>_overlay.mp4); photos whose outputs are there already are skipped")
+    p.add_argument("--masks", action="store_true", help="videos: also one mask PNG per frame, in <stem>_masks/")
+    p.add_argument("--overwrite", action="store_true", help="predict again what --out already holds")
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
-    add_tta_option(p)
+    add_prediction_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_predict)
 
@@ -208,7 +236,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
-    add_tta_option(p)
+    add_prediction_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_evaluate)
 

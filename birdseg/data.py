@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from birdseg.defaults import MASK_THRESHOLD
+from birdseg.recipe import check_copy_paste, check_image_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Files that file managers and OSes drop into folders; never data.
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
-SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
 
 
 class DatasetError(ValueError):
@@ -222,60 +222,15 @@ def ensure_dataset(data_dir, archive=None):
 # ---------------------------------------------------------------- augmentation
 
 
-def check_image_size(height, width):
-    """The encoder halves the size five times, so both sides must be positive multiples of 32."""
-    for name, value in (("IMAGE_HEIGHT", height), ("IMAGE_WIDTH", width)):
-        if not isinstance(value, (int, np.integer)) or value < SIZE_DIVISOR or value % SIZE_DIVISOR:
-            nearest = max(SIZE_DIVISOR, int(round(value / SIZE_DIVISOR)) * SIZE_DIVISOR) if value else SIZE_DIVISOR
-            raise ValueError(f"{name}={value!r} must be a positive multiple of {SIZE_DIVISOR}, e.g. {nearest}")
-
-
-def _resize_and_pad(height, width):
-    return [
+def get_validation_augmentation(height, width):
+    """Resize to (height, width) and pad: deterministic, the notebook's pipeline for validation and test images
+    (tests/test_notebook.py checks the two agree). Masks are resized by nearest neighbour, so they stay binary."""
+    check_image_size(height, width)
+    return A.Compose([
         A.Resize(height, width, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
         # A no-op at sizes that pass check_image_size; kept so the pipeline never feeds odd shapes.
         A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
-    ]
-
-
-AUGMENTATIONS = ("flips", "photometric")
-
-
-def get_training_augmentation(height, width, augmentation="flips"):
-    """Resize to (height, width), pad, and flip horizontally and vertically with p=0.3 each (the seed's "flips").
-
-    "photometric" adds what photos vary in and a few training scenes do not show: scale, position and tilt
-    (Affine, mirrored borders), colour, grey, blur and sensor noise; the mask follows every geometric step.
-    """
-    check_image_size(height, width)
-    if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"AUGMENTATION={augmentation!r}: expected one of {AUGMENTATIONS}")
-    steps = _resize_and_pad(height, width)
-    if augmentation == "photometric":
-        steps.append(A.Affine(scale=(0.6, 1.4), translate_percent=(-0.1, 0.1), rotate=(-15, 15),
-                              border_mode=cv2.BORDER_REFLECT_101, p=0.7))
-    steps += [A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)]
-    if augmentation == "photometric":
-        steps += [
-            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.05, p=0.8),
-            A.ToGray(p=0.1),
-            A.GaussianBlur(blur_limit=(3, 7), p=0.2),
-            A.GaussNoise(std_range=(0.02, 0.08), p=0.2),
-        ]
-    return A.Compose(steps)
-
-
-def get_validation_augmentation(height, width):
-    """Resize to (height, width) and pad: deterministic, for validation, test and prediction."""
-    check_image_size(height, width)
-    return A.Compose(_resize_and_pad(height, width))
-
-
-def check_copy_paste(probability):
-    """COPY_PASTE is the share of training samples that get another sample's birds pasted in: 0 to 1."""
-    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
-        raise ValueError(f"COPY_PASTE={probability!r}: expected a probability from 0 (off) to 1")
-    return float(probability)
+    ])
 
 
 PASTE_SCALE = (0.5, 1.5)  # the donor's birds are resized by a factor drawn from here
@@ -431,11 +386,9 @@ class EpochStream(keras.utils.PyDataset):
         return self.loader.batch(self.start_epoch + index // per_epoch, index % per_epoch)
 
 
-def load_split(data_dir, split, height, width, max_images=None, training=False, augmentation="flips", copy_paste=0.0):
-    """The Dataset of one split with the matching augmentation (`augmentation` names the training one,
-    `copy_paste` is the training share of copy-paste augmentation)."""
-    if training:
-        return Dataset(Path(data_dir) / split, get_training_augmentation(height, width, augmentation), max_images,
-                       copy_paste=copy_paste)
-    return Dataset(Path(data_dir) / split, get_validation_augmentation(height, width), max_images)
+def load_split(data_dir, split, height, width, max_images=None, augmentation=None):
+    """The Dataset of one split, resized to (height, width) by `get_validation_augmentation` unless another
+    `augmentation` is given."""
+    augmentation = augmentation or get_validation_augmentation(height, width)
+    return Dataset(Path(data_dir) / split, augmentation, max_images)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
+from birdseg import display
 from birdseg.data import (
     SPLITS,
     DatasetError,
@@ -306,7 +306,7 @@ def build_dataset(samples_by_split, out, threshold=MASK_THRESHOLD, overwrite=Fal
     groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
     report = BuildReport(Path(out), {s: len(v) for s, v in samples_by_split.items()}, groups=groups)
     with staged_dataset(out, overwrite) as staging:
-        with tqdm(total=total, desc="writing", unit="img", disable=not progress) as bar:
+        with display.progress_bar(total, "writing", "img", enabled=progress) as bar:
             for split in SPLITS:
                 for sample in samples_by_split.get(split, []):
                     report.note_mask(write_sample(staging / split, sample, threshold))
@@ -352,7 +352,7 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=CUB_VAL_RATIO, 
     report = BuildReport(Path(out), {s: len(v) for s, v in by_split.items()}, groups=groups)
     with staged_dataset(out, overwrite) as staging:
         written = 0
-        with tqdm(total=len(samples), desc="CUB", unit="img", disable=not progress) as bar:
+        with display.progress_bar(len(samples), "CUB", "img", enabled=progress) as bar:
             for relative, data in iter_cub_images(cub_archive):
                 stem = Path(relative).stem
                 if stem not in by_stem:
@@ -451,13 +451,16 @@ def check_dataset(path, quick=False):
             continue
         report.counts[split] = len(pairs)
         fractions = []
-        for image_path, mask_path in tqdm(pairs, desc=f"check {split}", unit="img", disable=quick or len(pairs) < 200):
+        bar = display.progress_bar(len(pairs), f"check {split}", "img", enabled=not quick and len(pairs) >= 200)
+        for image_path, mask_path in pairs:
+            bar.update()
             checked = _check_pair(image_path, mask_path, report, quick)
             if checked is None or quick:
                 continue
             fraction, digest = checked
             fractions.append(fraction)
             hashes[digest].append(f"{split}/images/{image_path.name}")
+        bar.close()
         if fractions:
             report.foreground[split] = float(np.mean(fractions))
     for names in hashes.values():

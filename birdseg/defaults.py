@@ -11,4 +11,6 @@ CUB_VAL_RATIO = 0.1  # share of CUB-200-2011's official training list held back 
 TTA_VIEWS = {"none": [()], "hflip": [(), (2,)], "flips": [(), (2,), (1,)]}
 TTA = "flips"
 PREDICT_BATCH_SIZE = 4  # images read and predicted at a time: memory does not grow with a folder's size
+TILE_CHOICES = ("auto", "on", "off")  # large photos in tiles: when a side is at least twice the model's input, always, never
+TILES = "auto"
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")

@@ -1,4 +1,5 @@
 """Where training runs and how reproducibly: seeds and op determinism, the distribution strategy, the device."""
+import json
 import os
 import platform
 
@@ -29,6 +30,22 @@ def distribution_strategy(devices=None):
     if devices or len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+def cluster_task():
+    """(task type, index) of this process in the TF_CONFIG cluster, or None when it trains alone."""
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task")
+    return (task["type"], int(task["index"])) if task else None
+
+
+def is_chief():
+    """Whether this process writes the run's files: it trains alone, or it is the cluster's chief (the "chief"
+    task, or worker 0 where the cluster names no chief). The other workers compute the same steps with it."""
+    task = cluster_task()
+    if task is None or task[0] == "chief":
+        return True
+    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    return task == ("worker", 0) and "chief" not in cluster
 
 
 def describe_device():

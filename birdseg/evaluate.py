@@ -7,10 +7,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from birdseg import display
 from birdseg.data import DatasetError, find_pairs
-from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TTA
+from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILES, TTA
 from birdseg.files import write_json, write_text
 from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import predict_pairs
@@ -19,7 +19,7 @@ SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
 
 def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, sweep=SWEEP_THRESHOLDS,
-                   progress=True, tta=TTA):
+                   progress=True, tta=TTA, tiles=TILES):
     """Metrics of `model` on (image_path, mask_path) pairs at original resolution.
 
     Returns {"threshold", "tta", "images", "iou", "f1", "precision", "recall" (dataset-level: pixels of all
@@ -32,8 +32,8 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     thresholds = sorted(set(sweep) | {threshold})
     sweep_counts = np.zeros((len(thresholds), 3), dtype=np.int64)
     per_image = []
-    bar = tqdm(total=len(pairs), desc="evaluate", unit="img", disable=not progress)
-    for (image_path, _), _, truth, prob in predict_pairs(model, pairs, batch_size, tta):
+    bar = display.progress_bar(len(pairs), "evaluate", "img", enabled=progress)
+    for (image_path, _), _, truth, prob in predict_pairs(model, pairs, batch_size, tta, tiles):
         for row, t in enumerate(thresholds):
             sweep_counts[row] += confusion_counts(truth, prob > t)[:3]
         tp, fp, fn, _ = confusion_counts(truth, prob > threshold)
@@ -52,6 +52,7 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     return {
         "threshold": threshold,
         "tta": tta,
+        "tiles": tiles,
         "images": len(per_image),
         **scores_from_counts(*main),
         "mean_image_iou": float(np.mean([p["iou"] for p in per_image])),

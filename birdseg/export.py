@@ -38,11 +38,32 @@ def export_model(model, out_dir, fmt):
             staged.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
         else:
             _require_onnx()
-            model.export(str(staged), format="onnx", verbose=False)
+            import tf2onnx
+
+            graph, input_name, output_name = frozen_graph(model)
+            tf2onnx.convert.from_graph_def(graph, input_names=[input_name], output_names=[output_name],
+                                           output_path=str(staged))
         if target.is_dir():  # a SavedModel is a folder: os.replace cannot replace a non-empty one
             shutil.rmtree(target)
         os.replace(staged, target)  # replaces an earlier file export on every OS (Path.rename fails on Windows)
     return target
+
+
+def frozen_graph(model):
+    """(GraphDef, input tensor name, output tensor name) of `model` with every weight and every tensor its traced
+    call captures (the input normalisation's statistics) made a constant, for tf2onnx.
+
+    Keras' own ONNX export refuses a model loaded from a file ("The model provided has never called"), and tf2onnx
+    given the traced function turns the captured statistics into ONNX inputs that nobody feeds. Freezing uses
+    TensorFlow's `convert_variables_to_constants_v2` (not public API: tf2onnx's own loader uses it); the export
+    tests check the ONNX model predicts what the Keras model does.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    height, width = model_image_size(model)
+    traced = tf.function(model).get_concrete_function(tf.TensorSpec((None, height, width, 3), tf.float32, name="image"))
+    frozen = convert_variables_to_constants_v2(traced)
+    return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
 
 
 def _require_onnx():

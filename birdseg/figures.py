@@ -3,11 +3,14 @@ run's figures into `examples/`."""
 import shutil
 from pathlib import Path
 
-from birdseg import plots
+from birdseg import display, plots
+from birdseg.data import read_image
 from birdseg.defaults import THRESHOLD, TTA
+from birdseg.devices import is_chief
 from birdseg.evaluate import best_threshold
 from birdseg.files import atomic_path, save_figure
 from birdseg.predict import predict_pairs
+from birdseg.video import is_video_file, sample_frames
 
 
 def figure_rows(model, pairs, entries, threshold=THRESHOLD, tta=TTA):
@@ -58,8 +61,8 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
 def publish_figures(run_dir, examples_dir):
     """Copy a run's figures into `examples_dir`: the evaluation figures and the last epoch's
     `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all). Temporary
-    files of an interrupted write (dot-files) are never published."""
-    if not examples_dir:
+    files of an interrupted write (dot-files) are never published. In a cluster only the chief publishes."""
+    if not examples_dir or not is_chief():
         return []
     examples_dir = Path(examples_dir)
     examples_dir.mkdir(parents=True, exist_ok=True)
@@ -76,3 +79,27 @@ def publish_figures(run_dir, examples_dir):
             shutil.copyfile(source, tmp)
         copied.append(examples_dir / source.name)
     return copied
+
+
+def show_overlays(predictions, columns=3, limit=24, video_frames=3):
+    """Show the overlays `predict.predict_files` wrote, captioned with the photo's name and share of bird pixels, in a
+    gallery of at most `limit` (the rest are named in a line); a video shows `video_frames` frames spread over it.
+    Returns the figure, or None for no predictions."""
+    if not predictions:
+        return None
+    images, captions = [], []
+    for item in predictions:
+        if is_video_file(item.overlay):
+            for index, frame in sample_frames(item.overlay, video_frames):
+                images.append(frame)
+                captions.append(f"{item.photo.name}, frame {index}: {item.bird_share:.1%} bird over the clip")
+        else:
+            images.append(read_image(item.overlay))
+            captions.append(f"{item.photo.name}: {item.bird_share:.1%} bird")
+    shown = images[:limit]
+    figure = plots.image_gallery(shown, captions[:limit], columns=min(columns, len(shown)),
+                                 title="Your photos, predicted bird pixels in red")
+    display.show_figure(figure)
+    if len(images) > limit:
+        display.notice(f"... and {len(images) - limit} more overlays in {predictions[0].overlay.parent}")
+    return figure

@@ -4,7 +4,6 @@ The model takes float RGB images in [0, 1] of the size it was built for and retu
 probability of "bird" per pixel, shape (batch, height, width, 1). ImageNet normalisation is a
 layer inside the model, so a saved model needs no outside preprocessing.
 """
-import warnings
 from pathlib import Path
 
 import keras
@@ -14,14 +13,12 @@ import tensorflow as tf
 from keras import ops
 
 from birdseg import pretrained, speedups
-from birdseg.data import check_image_size
 from birdseg.defaults import THRESHOLD
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
+from birdseg.recipe import decoder_filters
 
 BACKBONE = "efficientnetb3"
 ENCODER_DROP_CONNECT_RATE = 0.2  # efficientnet's default, which segmentation_models builds the encoder with
-DECODER_WIDTH = 256  # segmentation_models' U-Net decoder: blocks of 256, 128, 64, 32, 16 filters
-DECODER_BLOCKS = 5  # one per up-sampling, back to the input size
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMOOTH = 1e-5
@@ -41,73 +38,69 @@ def set_precision(mixed_precision="auto"):
     return policy
 
 
-def decoder_filters(width):
-    """The filters of the decoder's five blocks: `width` (DECODER_WIDTH) for the first, half as many in each next."""
-    step = 2 ** (DECODER_BLOCKS - 1)  # the last block keeps at least one filter
-    if isinstance(width, bool) or not isinstance(width, int) or width < step or width % step:
-        raise ValueError(f"DECODER_WIDTH={width!r}: expected a positive multiple of {step} "
-                         f"(each of the {DECODER_BLOCKS} decoder blocks halves it), e.g. {DECODER_WIDTH}")
-    return tuple(width // 2**block for block in range(DECODER_BLOCKS))
-
-
-def build_model(height=384, width=640, encoder_weights="imagenet", bn_momentum=None, backbone=BACKBONE,
-                init_model=None, drop_connect_rate=None, decoder_width=DECODER_WIDTH):
-    """Build the U-Net. Returns (model, weights_used): what the model really started from, as
-    {"source": "imagenet (keras)" | "local file" | "random" | "birdseg model", "file": path or None,
-    "sha256": hex or None}. `encoder_weights` is an ENCODER_WEIGHTS value or what
-    `pretrained.locate_encoder_weights` made of one.
-
-    `init_model` (a `.keras` file or a run folder) starts the whole U-Net, encoder and decoder, from a model
-    trained earlier, at any input size (the network is fully convolutional); `encoder_weights` is then
-    not used. This is how a model trained on the synthetic birds is fine-tuned on photos.
-
-    "imagenet" takes Keras' EfficientNetB3 ImageNet weights (downloaded once into ~/.keras/models,
-    then read from there); offline without that file, a loud warning is given and the encoder starts
-    from random initialisation instead of failing the run. A local file that does not fit the encoder
-    is an error (EncoderWeightsError), never a half-loaded encoder.
+def configure_encoder(unet, bn_momentum, drop_connect_rate):
+    """Set a recipe's BatchNorm momentum and stochastic depth on a segmentation_models U-Net.
 
     `bn_momentum` (None: Keras' 0.99) sets every BatchNormalization layer's moving-average momentum. From
     random initialisation, 0.99 leaves the moving statistics mostly at their initial values after a few
     hundred steps, so the model in inference mode predicts garbage while it trains well.
 
-    `drop_connect_rate` (None: the encoder's own, ENCODER_DROP_CONNECT_RATE) scales the encoder's stochastic
-    depth: in training, each block drops its residual branch at this rate times the block's depth share
-    (efficientnet counts B3's 26 blocks against B0's 16, so the deepest blocks reach 1.56 times it). It
-    regularises long training; a short run from scratch underfits instead.
-
-    `decoder_width` (DECODER_WIDTH) is the first decoder block's filters, halved in each next block. The first
-    block reads the encoder's 1536 top features, so it sets much of the step's cost: 128 instead of
-    segmentation_models' 256 makes a training step about a quarter cheaper, but from scratch it scored lower in
-    the same minutes (benchmarks/README.md).
+    `drop_connect_rate` scales the encoder's stochastic depth (efficientnet's own is ENCODER_DROP_CONNECT_RATE): in
+    training, each block drops its residual branch at this rate times the block's depth share (efficientnet counts
+    B3's 26 blocks against B0's 16, so the deepest blocks reach 1.56 times it). It regularises long training; a
+    short run from scratch underfits instead.
     """
-    check_image_size(height, width)
-    filters = decoder_filters(decoder_width)
-    weights = pretrained.locate_encoder_weights(None if init_model else encoder_weights)
-    unet = sm.Unet(backbone, encoder_weights=None, classes=1, activation="sigmoid", input_shape=(height, width, 3),
-                   decoder_filters=filters)
     for layer in unet.layers:
         if isinstance(layer, keras.layers.BatchNormalization) and bn_momentum is not None:
             layer.momentum = float(bn_momentum)
-        if isinstance(layer, keras.layers.Dropout) and drop_connect_rate is not None:
+        if isinstance(layer, keras.layers.Dropout):
             # The encoder's only dropouts are its blocks' drop-connect; each keeps its depth share of the rate.
             layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE
-    speedups.speed_up_layers(unet)
+
+
+def load_starting_weights(model, encoder_weights, init_model=None):
+    """Put the starting weights into a freshly built model; returns what it really started from, for config.json:
+    {"source": "imagenet (keras)" | "local file" | "random" | "birdseg model", "file": path or None,
+    "sha256": hex or None}.
+
+    `init_model` (a `.keras` file or a run folder) starts the whole U-Net, encoder and decoder, from a model trained
+    earlier, at any input size (the network is fully convolutional); `encoder_weights` is then not used. Else
+    `encoder_weights` (an ENCODER_WEIGHTS value, or what `pretrained.locate_encoder_weights` made of one) fills the
+    encoder: "imagenet" takes Keras' EfficientNetB3 ImageNet weights (downloaded once into ~/.keras/models, then
+    read from there; offline without that file, a loud warning and random initialisation), a local file that does
+    not fit the encoder is an error (EncoderWeightsError), never a half-loaded encoder.
+    """
+    if init_model:
+        return copy_weights_from(model, init_model)
+    weights = pretrained.locate_encoder_weights(encoder_weights)
     weights_used = {"source": weights.source, "file": None, "sha256": None}
     if weights.file is not None:
+        unet = next(layer for layer in model.layers if isinstance(layer, keras.Model))
         layout = pretrained.load_encoder_weights(unet, weights.file)
         weights_used.update(file=str(weights.file), sha256=pretrained.sha256(weights.file), layout=layout)
-    inputs = keras.Input((height, width, 3), name="image")
-    x = keras.layers.Normalization(
-        mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD], name="imagenet_normalization"
-    )(inputs)
-    outputs = unet(x)
-    if keras.mixed_precision.global_policy().compute_dtype != "float32":
-        # Under mixed precision the sigmoid ran in float16; the loss and the users want float32.
-        outputs = keras.layers.Activation("linear", dtype="float32", name="probabilities")(outputs)
-    model = keras.Model(inputs, outputs, name=f"unet_{backbone}")
-    if init_model:
-        weights_used = copy_weights_from(model, init_model)
-    return model, weights_used
+    return weights_used
+
+
+def build_model(recipe, encoder_weights=None, init_model=None):
+    """The U-Net of `recipe` as the notebook's model cell builds it, for scripts and benchmarks (a test checks the
+    two build the same network). Returns (model, weights_used), see `load_starting_weights`.
+
+    A segmentation_models U-Net with an EfficientNetB3 encoder and `recipe.decoder_width` filters in its first
+    decoder block, halved in each next one (the first reads the encoder's 1536 top features, so it sets much of a
+    step's cost); ImageNet normalisation as a layer inside the model, so the model takes RGB in [0, 1]; the
+    probabilities in float32 (under mixed precision the network computes in float16).
+    """
+    unet = sm.Unet(BACKBONE, encoder_weights=None, classes=1, activation="sigmoid",
+                   input_shape=(recipe.image_height, recipe.image_width, 3),
+                   decoder_filters=decoder_filters(recipe.decoder_width))
+    configure_encoder(unet, recipe.bn_momentum, recipe.drop_connect_rate)
+    speedups.speed_up_layers(unet)
+    image = keras.Input((recipe.image_height, recipe.image_width, 3), name="image")
+    normalized = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD),
+                                            name="imagenet_normalization")(image)
+    probabilities = keras.layers.Activation("linear", dtype="float32", name="probabilities")(unet(normalized))
+    model = keras.Model(image, probabilities, name=f"unet_{BACKBONE}")
+    return model, load_starting_weights(model, encoder_weights, init_model)
 
 
 def copy_weights_from(model, path):
@@ -118,7 +111,7 @@ def copy_weights_from(model, path):
     Returns weights_used for config.json: {"source": "birdseg model", "file", "sha256"}.
     """
     model_file = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
-    saved = load_model(model_file, compile=False)
+    saved = load_model(model_file)
     target = [(weight.path, tuple(weight.shape)) for weight in model.weights]
     source = [(weight.path, tuple(weight.shape)) for weight in saved.weights]
     if len(target) != len(source):
@@ -176,6 +169,15 @@ def focal_jaccard_loss(y_true, y_pred, gamma=2.0, alpha=0.25):
 
 
 LOSSES = {"bce_jaccard": bce_jaccard_loss, "focal_jaccard": focal_jaccard_loss}
+
+
+def score_caption(true_mask, pred_mask):
+    """One image's score for a figure: its IoU, or, where the true mask is empty, what was predicted there ("no
+    bird, none predicted" / "no bird, N pixels predicted"): an IoU of 1 or 0 would say nothing about such an image."""
+    tp, fp, fn, _ = confusion_counts(true_mask, pred_mask)
+    if tp + fn == 0:
+        return "no bird, none predicted" if fp == 0 else f"no bird, {fp} pixels predicted"
+    return f"IoU {scores_from_counts(tp, fp, fn)['iou']:.3f}"
 
 
 @keras.saving.register_keras_serializable(package="birdseg")
@@ -248,40 +250,35 @@ def scores_from_counts(tp, fp, fn):
     }
 
 
-def compile_model(model, learning_rate=1e-4, jit_compile=False, loss="bce_jaccard"):
-    """Adam (`speedups.adam`: TensorFlow's fused kernel where it checks out) + `loss` (a name in LOSSES: BCE +
-    Jaccard, the seed's, or focal + Jaccard), IoU and F1 at threshold 0.5.
-
-    XLA (`jit_compile=True`) is used on GPU only: on CPU it made training steps several times slower.
-    Under a mixed-precision policy Keras wraps Adam in a loss-scale optimizer by itself.
-    """
-    if jit_compile and not gpu_available():
-        warnings.warn("jit_compile=True ignored: XLA is several times slower on CPU", stacklevel=2)
-        jit_compile = False
-    if loss not in LOSSES:
-        raise ValueError(f"LOSS={loss!r}: expected " + " or ".join(repr(name) for name in LOSSES))
-    model.compile(
-        optimizer=speedups.adam(learning_rate),
-        loss=LOSSES[loss],
-        metrics=[ThresholdScore("iou"), ThresholdScore("f1")],
-        jit_compile=jit_compile,
-    )
-    # Adam's slots made now, eagerly: Keras would make them inside the first training step's trace, where each
-    # of the 740 variables gets a traced initialiser (about 8 of that step's seconds here).
-    model.optimizer.build(model.trainable_variables)
+def compile_model(model, learning_rate, loss, jit_compile=False):
+    """Compile as the notebook's model cell does, for scripts and benchmarks: Adam (`speedups.adam`: TensorFlow's
+    fused kernel where it checks out; `learning_rate` a number or a Keras schedule) + `loss` (a name in LOSSES),
+    IoU and F1 at threshold 0.5. XLA (`jit_compile`) only on a GPU: on a CPU it made steps several times slower.
+    Under a mixed-precision policy Keras wraps Adam in a loss-scale optimizer by itself. Adam's slots are made
+    now, as `train.ResumableRun.start` makes them in the notebook."""
+    model.compile(optimizer=speedups.adam(learning_rate), loss=LOSSES[loss],
+                  metrics=[ThresholdScore("iou"), ThresholdScore("f1")], jit_compile=jit_compile and gpu_available())
+    build_optimizer_slots(model)
     return model
 
 
-def load_model(path, learning_rate=1e-4, compile=True):
-    """Load a saved model (a `.keras` file, or a run folder holding `model.keras`), ready to predict.
+def build_optimizer_slots(model):
+    """Make the optimizer's slots now, eagerly, once: Keras would make them inside the first training step's
+    trace, where each of the 740 variables of this network gets a traced initialiser (about 8 of that step's
+    seconds). In the distribution strategy the model was built in, as its slots must be."""
+    if not model.optimizer.built:
+        with model.distribute_strategy.scope():
+            model.optimizer.build(model.trainable_variables)
 
-    segmentation_models is imported above, which registers the encoder's custom objects (swish,
-    FixedDropout); the model is loaded uncompiled and compiled here, which avoids loss deserialisation.
+
+def load_model(path):
+    """A saved model (a `.keras` file, or a run folder holding `model.keras`), ready to predict (not compiled).
+
+    segmentation_models is imported above, which registers the encoder's custom objects (swish, FixedDropout).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved model here (expected a .keras file or a run folder with model.keras)")
-    model = keras.models.load_model(path, compile=False)
-    return compile_model(model, learning_rate) if compile else model
+    return keras.models.load_model(path, compile=False)

@@ -99,6 +99,21 @@ def overlay_gallery(items, columns=3, title=None):
     return fig
 
 
+def image_gallery(images, captions, columns=3, title=None):
+    """Images in a grid, each with its caption."""
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.3 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(as_uint8(image))
+        ax.set_title(caption, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history, monitor="val_iou_score"):
     """Loss and IoU per epoch, train vs validation, with the best epoch (by `monitor`) marked."""
     epochs = np.arange(1, len(history["loss"]) + 1)

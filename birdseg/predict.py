@@ -1,23 +1,28 @@
-"""Prediction: masks at each photo's own resolution, for arrays, dataset pairs and folders of photos.
+"""Prediction: masks at each photo's own resolution, for arrays, dataset pairs and folders of photos and videos.
 
 A photo is resized to the model's input size, predicted, and the probability map is resized back to the
 photo's original size before thresholding, so masks (and the metrics computed from them) are at full
-resolution. Test-time augmentation (`tta`) averages the probabilities of the photo and its flipped copies, each
-flipped back: "flips" (horizontal and vertical, the flips the training augmentation uses), "hflip" or "none".
+resolution. A photo much larger than the model's input is predicted in overlapping tiles instead (`tiles`), so a
+small bird keeps its pixels. Test-time augmentation (`tta`) averages the probabilities of the photo and its
+flipped copies, each flipped back: "flips" (horizontal and vertical, the flips the training augmentation uses),
+"hflip" or "none".
 """
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from birdseg import plots
+from birdseg import display, plots
 from birdseg.data import DatasetError, is_image_file, read_image, read_pair
-from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TTA, TTA_VIEWS
+from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
+
+TILE_OVERLAP = 0.25  # share of a tile its neighbours also cover: seams fall where both are weighted down
+TILE_MAX_SIDE = 4096  # photos longer than this are scaled down to it first: a tile pass stays minutes, not hours
 
 
 def prepare_batch(model, images):
@@ -34,23 +39,83 @@ def check_tta(tta):
     return tta
 
 
-def predict_probabilities(model, images, tta=TTA):
-    """Probability maps (float32, each at its image's original height x width) for uint8 RGB images."""
-    batch = prepare_batch(model, images)
-    views = [
-        np.flip(np.asarray(model.predict_on_batch(np.ascontiguousarray(np.flip(batch, axes)))), axes)
-        for axes in TTA_VIEWS[check_tta(tta)]
-    ]
-    probabilities = np.mean(views, axis=0)[..., 0]
-    return [
-        cv2.resize(prob, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-        for prob, image in zip(probabilities, images)
-    ]
+def predict_views(model, batch, tta):
+    """The model's probabilities (batch, height, width) for a float32 batch at its input size, averaged over the
+    test-time views, each flipped back."""
+    views = [np.flip(np.asarray(model.predict_on_batch(np.ascontiguousarray(np.flip(batch, axes)))), axes)
+             for axes in TTA_VIEWS[check_tta(tta)]]
+    return np.mean(views, axis=0)[..., 0]
 
 
-def predict_image(model, image, threshold=THRESHOLD, tta=TTA):
+def wants_tiles(image, model, tiles=TILES):
+    """Whether `image` is predicted in tiles: "on", "off", or "auto" (a side at least twice the model's input)."""
+    if tiles not in TILE_CHOICES:
+        raise ValueError(f"tiles={tiles!r}: expected " + ", ".join(repr(choice) for choice in TILE_CHOICES))
+    height, width = model_image_size(model)
+    return tiles == "on" or (tiles == "auto" and (image.shape[0] >= 2 * height or image.shape[1] >= 2 * width))
+
+
+def tile_starts(length, tile):
+    """Start offsets of tiles of `tile` pixels covering `length`, overlapping by about TILE_OVERLAP, the last one
+    flush with the end."""
+    if length <= tile:
+        return [0]
+    stride = max(1, int(tile * (1 - TILE_OVERLAP)))
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def tile_weight(height, width):
+    """A tile's blending weight: 1 in its middle, falling linearly towards its edges (never to 0, so an edge of
+    the photo, which only one tile covers, keeps its prediction)."""
+    def ramp(size):
+        distance = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (size * TILE_OVERLAP)
+        return np.clip(distance, 0.05, 1.0).astype(np.float32)
+
+    return np.outer(ramp(height), ramp(width))
+
+
+def predict_tiled(model, image, tta=TTA, batch_size=PREDICT_BATCH_SIZE):
+    """The probability map (float32, the image's own height x width) of one large uint8 RGB image, predicted in
+    overlapping tiles of the model's input size at the image's own scale (scaled down first only beyond
+    TILE_MAX_SIDE) and blended with `tile_weight`. Memory: the image, two float maps of the working size and one
+    of the image's size, whatever the number of tiles."""
+    tile_height, tile_width = model_image_size(model)
+    scale = min(1.0, TILE_MAX_SIDE / max(image.shape[:2]))
+    work = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = work.shape[:2]
+    padded = cv2.copyMakeBorder(work, 0, max(0, tile_height - height), 0, max(0, tile_width - width),
+                                cv2.BORDER_REFLECT_101)
+    total = np.zeros(padded.shape[:2], np.float32)
+    weights = np.zeros(padded.shape[:2], np.float32)
+    weight = tile_weight(tile_height, tile_width)
+    corners = [(y, x) for y in tile_starts(padded.shape[0], tile_height) for x in tile_starts(padded.shape[1], tile_width)]
+    for chunk in batched(corners, batch_size):
+        batch = np.stack([padded[y : y + tile_height, x : x + tile_width] for y, x in chunk]).astype(np.float32) / 255
+        for (y, x), probability in zip(chunk, predict_views(model, batch, tta)):
+            total[y : y + tile_height, x : x + tile_width] += probability * weight
+            weights[y : y + tile_height, x : x + tile_width] += weight
+    probability = (total / weights)[:height, :width]
+    del total, weights
+    if scale == 1.0:
+        return probability
+    return cv2.resize(probability, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def predict_probabilities(model, images, tta=TTA, tiles=TILES):
+    """Probability maps (float32, each at its image's original height x width) for uint8 RGB images: whole images
+    resized to the model's input in one batch, large ones in tiles (`tiles`: "auto", "on" or "off")."""
+    tiled = [wants_tiles(image, model, tiles) for image in images]
+    whole = [image for image, tile in zip(images, tiled) if not tile]
+    maps = iter(predict_views(model, prepare_batch(model, whole), tta) if whole else [])
+    return [predict_tiled(model, image, tta) if tile else
+            cv2.resize(next(maps), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            for image, tile in zip(images, tiled)]
+
+
+def predict_image(model, image, threshold=THRESHOLD, tta=TTA, tiles=TILES):
     """Binary mask (uint8 {0, 1}, same height and width as `image`) for one uint8 RGB image of any size."""
-    return (predict_probabilities(model, [np.asarray(image)], tta)[0] > threshold).astype(np.uint8)
+    return (predict_probabilities(model, [np.asarray(image)], tta, tiles)[0] > threshold).astype(np.uint8)
 
 
 def batched(items, batch_size):
@@ -59,26 +124,30 @@ def batched(items, batch_size):
         yield items[start : start + batch_size]
 
 
-def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE, tta=TTA):
+def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE, tta=TTA, tiles=TILES):
     """For (image_path, mask_path) pairs, yield (pair, image, true mask, probability map), reading and predicting
-    `batch_size` images at a time: memory does not grow with the number of pairs."""
+    `batch_size` images at a time: memory does not grow with the number of pairs. A pair's mask_path may be None
+    (a photo without a mask): its true mask is then None."""
     for chunk in batched(list(pairs), batch_size):
-        loaded = [read_pair(*pair) for pair in chunk]
-        probabilities = predict_probabilities(model, [image for image, _ in loaded], tta)
+        loaded = [read_pair(*pair) if pair[1] is not None else (read_image(pair[0]), None) for pair in chunk]
+        probabilities = predict_probabilities(model, [image for image, _ in loaded], tta, tiles)
         for pair, (image, truth), probability in zip(chunk, loaded, probabilities):
             yield pair, image, truth, probability
 
 
-# ---------------------------------------------------------------- a folder of photos
+# ---------------------------------------------------------------- folders of photos and videos
 
 
-def image_files(path):
-    """The photo at `path`, or the images in the folder `path` (sorted); FileNotFoundError when neither."""
+def media_files(path):
+    """The photo or video at `path`, or the photos and videos in the folder `path` (sorted); FileNotFoundError
+    when neither."""
+    from birdseg.video import is_video_file
+
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if is_image_file(p))
+        return sorted(p for p in path.iterdir() if is_image_file(p) or is_video_file(p))
     raise FileNotFoundError(f"{path}: no such file or folder")
 
 
@@ -92,19 +161,55 @@ def output_names(paths):
     return dict(zip(paths, names))
 
 
-def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True,
-                  tta=TTA):
-    """Write `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg` for every readable image; the name is the
-    image's stem, or `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
+class Prediction(NamedTuple):
+    """What `predict_files` wrote for one photo or video."""
 
-    Unreadable files are skipped with one line each. Returns (written_names, skipped_messages).
+    photo: Path
+    mask: Path  # a video's: the folder of its frames' masks (None without --masks)
+    overlay: Path
+    bird_share: float  # of the photo's pixels (a video: of all its frames')
+
+
+def photo_outputs(out_dir, name):
+    """(mask, overlay) paths of a photo's results."""
+    return out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.jpg"
+
+
+def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True,
+                  tta=TTA, tiles=TILES, video_masks=False, overwrite=False):
+    """Segment photos and videos into `out_dir`: per photo `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg`,
+    per video `<name>_overlay.mp4` (and `<name>_masks/` with `video_masks`); the name is the file's stem, or
+    `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
+
+    Streams: `batch_size` photos are read and predicted at a time. Resumable: an input whose outputs exist is
+    skipped (each output is written under a temporary name and renamed, so existing ones are whole) unless
+    `overwrite`. Unreadable files are skipped with one line each. Returns (written, skipped_messages, done_before):
+    a Prediction per input segmented now, and the number of inputs whose outputs were already there.
     """
+    from birdseg.video import OVERLAY_SUFFIX, is_video_file, predict_video
+
     names = output_names(list(inputs))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def done(path):
+        outputs = ([out_dir / f"{names[path]}{OVERLAY_SUFFIX}"] if is_video_file(path)
+                   else photo_outputs(out_dir, names[path]))
+        return not overwrite and all(output.is_file() for output in outputs)
+
+    todo = [path for path in inputs if not done(path)]
     written, skipped = [], []
-    bar = tqdm(total=len(inputs), desc="predict", unit="img", disable=not progress)
-    for chunk in batched(list(inputs), batch_size):
+    for video in [path for path in todo if is_video_file(path)]:
+        try:
+            overlay, masks, _, share = predict_video(model, video, out_dir, names[video], threshold, batch_size, tta,
+                                                     masks=video_masks, progress=progress, tiles=tiles)
+            written.append(Prediction(video, masks, overlay, share))
+        except DatasetError as error:
+            skipped.append(str(error))
+            print(f"skipped {error}")
+    photos = [path for path in todo if not is_video_file(path)]
+    bar = display.progress_bar(len(photos), "predict", "img", enabled=progress)
+    for chunk in batched(photos, batch_size):
         loaded = []
         for path in chunk:
             try:
@@ -113,14 +218,15 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDIC
                 skipped.append(str(error))
                 print(f"skipped {error}")
         if loaded:
-            probabilities = predict_probabilities(model, [image for _, image in loaded], tta)
+            probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
             for (path, image), prob in zip(loaded, probabilities):
                 mask = (prob > threshold).astype(np.uint8)
-                with atomic_path(out_dir / f"{names[path]}_mask.png") as tmp:
+                mask_path, overlay_path = photo_outputs(out_dir, names[path])
+                with atomic_path(mask_path) as tmp:
                     Image.fromarray(mask * 255).save(tmp, format="PNG")
-                with atomic_path(out_dir / f"{names[path]}_overlay.jpg") as tmp:
+                with atomic_path(overlay_path) as tmp:
                     Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
-                written.append(names[path])
+                written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
         bar.update(len(chunk))
     bar.close()
-    return written, skipped
+    return written, skipped, len(inputs) - len(todo)

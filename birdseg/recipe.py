@@ -1,77 +1,179 @@
-"""Training recipes: the seed's, made for a pretrained encoder, and one that learns from random init on a CPU.
-
-The notebook picks one by itself ("auto": "pretrained" when the encoder really starts from ImageNet or a
-local weights file, "scratch" when it starts random) and prints which and why. Any value given
-explicitly (in the parameters cell or with papermill's -p) wins over the recipe's.
+"""Training recipes: the seed's, made for a pretrained encoder, and one that learns from random initialisation on a
+CPU. Each is one frozen value; the notebook picks one (`choose_recipe`), overrides fields with the parameters given
+explicitly (`Recipe.override`) and prints it as a table. Every recipe value is defined here and nowhere else.
 """
+from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral, Real
 
-RECIPES = {
-    # The original notebook's recipe: small steps that fine-tune ImageNet features.
-    "pretrained": {
-        "IMAGE_HEIGHT": 384,
-        "IMAGE_WIDTH": 640,
-        "BATCH_SIZE": 1,
-        "EPOCHS": 10,
-        "LEARNING_RATE": 1e-4,
-        "BN_MOMENTUM": None,  # Keras' 0.99: the pretrained moving statistics are already right
-        "MAX_TRAINING_MINUTES": None,
-        "LR_SCHEDULE": "plateau",  # halve the learning rate after 3 epochs without a lower validation loss
-        "PATIENCE": 5,  # early stopping after 5 epochs without a better validation IoU
-        "AUGMENTATION": "flips",  # resize, pad, h/v flips p=0.3
-        "COPY_PASTE": 0.0,  # the seed pastes no birds
-        "DROP_CONNECT_RATE": 0.2,  # the encoder's own stochastic depth
-        "LOSS": "bce_jaccard",  # the seed's
-        "DECODER_WIDTH": 256,  # segmentation_models' U-Net: 256, 128, 64, 32, 16 filters
-    },
-    # From random initialisation: see benchmarks/README.md ("Recipe for a random encoder") for the ablation.
-    "scratch": {
-        "IMAGE_HEIGHT": 192,
-        "IMAGE_WIDTH": 320,
-        "BATCH_SIZE": 4,  # BatchNorm needs batch statistics of several images
-        "EPOCHS": 200,  # the time budget ends it first
-        "LEARNING_RATE": 1e-3,
-        "BN_MOMENTUM": 0.9,  # moving statistics that catch up within a few dozen steps
-        "MAX_TRAINING_MINUTES": 17,  # the whole notebook then takes about 18 of the 20 minutes it may take on 2 cores
-        "LR_SCHEDULE": "cosine",  # warm-up, then down to zero when the budget ends
-        "PATIENCE": None,  # no early stopping: from scratch, validation IoU stalls for a while and recovers
-        "AUGMENTATION": "flips",
-        "COPY_PASTE": 0.0,  # copy-paste tied in a 5-minute ranking and did not help on real clips
-        "DROP_CONNECT_RATE": 0.0,  # a short run from scratch underfits: no stochastic depth
-        "LOSS": "bce_jaccard",  # focal + Jaccard tied in a 5-minute ranking
-        "DECODER_WIDTH": 256,  # 128: a quarter faster per step, but a lower score in the same minutes
-    },
-}
-PARAMETERS = tuple(RECIPES["pretrained"])
+SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
+DECODER_BLOCKS = 5  # one per up-sampling, back to the input size
+LR_SCHEDULES = ("plateau", "cosine")
+AUGMENTATIONS = ("flips", "photometric")
+LOSSES = ("bce_jaccard", "focal_jaccard")  # model.LOSSES holds their functions
 
 
-def choose_recipe(recipe, encoder_pretrained, init_model=None, **given):
-    """Resolve the recipe and the values of its parameters.
+def check_image_size(height, width):
+    """The encoder halves the size five times, so both sides must be positive multiples of 32."""
+    for name, value in (("IMAGE_HEIGHT", height), ("IMAGE_WIDTH", width)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < SIZE_DIVISOR or value % SIZE_DIVISOR:
+            nearest = (max(SIZE_DIVISOR, round(value / SIZE_DIVISOR) * SIZE_DIVISOR)
+                       if isinstance(value, Real) and value else SIZE_DIVISOR)
+            raise ValueError(f"{name}={value!r} must be a positive multiple of {SIZE_DIVISOR}, e.g. {nearest}")
+
+
+def check_copy_paste(probability):
+    """COPY_PASTE is the share of training samples that get another sample's birds pasted in: 0 to 1."""
+    if isinstance(probability, bool) or not isinstance(probability, Real) or not 0 <= probability <= 1:
+        raise ValueError(f"COPY_PASTE={probability!r}: expected a probability from 0 (off) to 1")
+    return float(probability)
+
+
+def decoder_filters(width):
+    """The filters of the decoder's five blocks: `width` (DECODER_WIDTH) for the first, half as many in each next."""
+    step = 2 ** (DECODER_BLOCKS - 1)  # the last block keeps at least one filter
+    if isinstance(width, bool) or not isinstance(width, Integral) or width < step or width % step:
+        raise ValueError(f"DECODER_WIDTH={width!r}: expected a positive multiple of {step} "
+                         f"(each of the {DECODER_BLOCKS} decoder blocks halves it), e.g. 256")
+    return tuple(width // 2**block for block in range(DECODER_BLOCKS))
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected " + " or ".join(repr(choice) for choice in choices))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the U-Net is trained. Field names are the notebook's parameters in lower case."""
+
+    name: str
+    image_height: int  # model input, a multiple of 32
+    image_width: int
+    batch_size: int
+    epochs: int  # exactly this many, unless the recipe's early stopping (patience) ends sooner
+    learning_rate: float  # Adam's
+    lr_schedule: str  # "plateau": halve after 3 epochs without a lower validation loss; "cosine": warm-up, then to ~0
+    patience: int | None  # early stopping after this many epochs without a better validation IoU (None: off)
+    bn_momentum: float | None  # BatchNorm's moving statistics (None: Keras' 0.99)
+    augmentation: str  # "flips": resize, pad, h/v flips p=0.3; "photometric" adds geometry, colour, blur, noise
+    copy_paste: float  # share of training samples that get another sample's birds pasted in
+    drop_connect_rate: float  # the encoder's stochastic depth
+    loss: str  # "bce_jaccard" (the seed's) or "focal_jaccard"
+    decoder_width: int  # filters of the U-Net decoder's first block, halved in each of the next four
+    max_training_minutes: float | None = None  # a wall-clock budget that may end training early (None: off)
+
+    def __post_init__(self):
+        check_image_size(self.image_height, self.image_width)
+        decoder_filters(self.decoder_width)
+        check_copy_paste(self.copy_paste)
+        check_choice("LR_SCHEDULE", self.lr_schedule, LR_SCHEDULES)
+        check_choice("AUGMENTATION", self.augmentation, AUGMENTATIONS)
+        check_choice("LOSS", self.loss, LOSSES)
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{name.upper()}={value!r}: expected a whole number of at least 1")
+        if self.patience is not None and (not isinstance(self.patience, Integral) or self.patience < 0):
+            raise ValueError(f"PATIENCE={self.patience!r}: expected a whole number of epochs, or None (off)")
+        if self.max_training_minutes is not None and not (isinstance(self.max_training_minutes, Real)
+                                                          and self.max_training_minutes > 0):
+            raise ValueError(f"MAX_TRAINING_MINUTES={self.max_training_minutes!r}: expected a positive number of "
+                             "minutes, or None (no budget)")
+        if not self.learning_rate > 0:
+            raise ValueError(f"LEARNING_RATE={self.learning_rate!r}: expected a positive number")
+
+    def override(self, **values):
+        """A copy with the fields given; None keeps the recipe's value (a parameter left at None)."""
+        unknown = set(values) - set(self.parameters())
+        if unknown:
+            raise ValueError(f"not recipe fields: {sorted(unknown)}; they are {list(self.parameters())}")
+        return replace(self, **{key: value for key, value in values.items() if value is not None})
+
+    def parameters(self):
+        """{field: value} of every recipe field (the name left out)."""
+        return {key: value for key, value in asdict(self).items() if key != "name"}
+
+    def changed_from(self, other):
+        """Fields whose value differs from `other`'s, in field order."""
+        return [key for key, value in self.parameters().items() if getattr(other, key) != value]
+
+    def table(self):
+        """The recipe as a table for people: parameter, value, and whether it is the recipe's own value."""
+        base = RECIPES[self.name]
+        rows = [(key.upper(), repr(value), "" if getattr(base, key) == value else f"given (recipe: {getattr(base, key)!r})")
+                for key, value in self.parameters().items()]
+        width = max(len(name) for name, _, _ in rows)
+        value_width = max(len(value) for _, value, _ in rows)
+        lines = [f"recipe '{self.name}'"]
+        lines += [f"  {name:<{width}}  {value:<{value_width}}  {note}".rstrip() for name, value, note in rows]
+        return "\n".join(lines)
+
+    @classmethod
+    def from_parameters(cls, name, parameters):
+        """The recipe `name` with the values saved in a run's config.json (keys in either case)."""
+        saved = {key.lower(): value for key, value in parameters.items()}
+        return replace(RECIPES[name], **{field.name: saved[field.name] for field in fields(cls) if field.name in saved
+                                         and field.name != "name"})
+
+
+PRETRAINED = Recipe(  # the original notebook's: small steps that fine-tune ImageNet features
+    name="pretrained",
+    image_height=384,
+    image_width=640,
+    batch_size=1,
+    epochs=10,
+    learning_rate=1e-4,
+    lr_schedule="plateau",
+    patience=5,
+    bn_momentum=None,  # Keras' 0.99: the pretrained moving statistics are already right
+    augmentation="flips",
+    copy_paste=0.0,
+    drop_connect_rate=0.2,  # the encoder's own stochastic depth
+    loss="bce_jaccard",
+    decoder_width=256,  # segmentation_models' U-Net: 256, 128, 64, 32, 16 filters
+)
+
+SCRATCH = Recipe(  # from random initialisation: benchmarks/README.md, "Recipe for a random encoder"
+    name="scratch",
+    image_height=192,  # the seed's pixels per step (384x640 batch 1) in batches of 4
+    image_width=320,
+    batch_size=4,  # BatchNorm needs batch statistics of several images
+    epochs=10,  # the documented default run: at most 20 minutes on a 2-core CPU without AVX-512 (README)
+    learning_rate=1e-3,
+    lr_schedule="cosine",  # warm-up, then down to nearly zero at the last step
+    patience=None,  # from scratch, validation IoU stalls for a while and recovers
+    bn_momentum=0.9,  # moving statistics that catch up within a few dozen steps
+    augmentation="flips",
+    copy_paste=0.0,  # tied in a 5-minute ranking and did not help on real clips
+    drop_connect_rate=0.0,  # a short run from scratch underfits: no stochastic depth
+    loss="bce_jaccard",  # focal + Jaccard tied in a 5-minute ranking
+    decoder_width=256,  # 128: a quarter faster per step, but a lower score in the same minutes
+)
+
+RECIPES = {recipe.name: recipe for recipe in (PRETRAINED, SCRATCH)}
+
+
+def choose_recipe(recipe, encoder_pretrained, init_model=None):
+    """The recipe to train with, and one line saying why.
 
     Args:
-        recipe: "auto", "pretrained" or "scratch".
+        recipe: "auto", "pretrained" or "scratch". "auto" follows what the encoder really starts from.
         encoder_pretrained: whether the encoder really starts from pretrained weights.
         init_model: INIT_MODEL, a trained birdseg model the whole U-Net starts from (None: none). "auto" then
-            takes "scratch": its batches of 4, BatchNorm momentum 0.9 and time budget are what such a model was
-            trained with by default, and what the real-photo benchmark measured for fine-tuning it.
-        given: parameter values; None means "the recipe's".
+            takes "scratch": its batches of 4 and BatchNorm momentum 0.9 are what such a model was trained with by
+            default, and what the real-photo benchmark measured for fine-tuning it.
 
     Returns:
-        (name, values, reason): the recipe's name, every parameter's value, and one line saying why.
+        (Recipe, reason)
     """
     if recipe not in ("auto", *RECIPES):
-        raise ValueError(f"RECIPE={recipe!r}: expected 'auto', " + " or ".join(repr(name) for name in RECIPES))
-    unknown = set(given) - set(PARAMETERS)
-    if unknown:
-        raise ValueError(f"not recipe parameters: {sorted(unknown)}; they are {list(PARAMETERS)}")
+        check_choice("RECIPE", recipe, ("auto", *RECIPES))
     if recipe == "auto" and init_model:
         name, why = "scratch", f"the model starts from {init_model} (INIT_MODEL): continue with the from-scratch recipe"
     elif recipe == "auto":
         name = "pretrained" if encoder_pretrained else "scratch"
         why = ("the encoder starts from pretrained weights: the seed's fine-tuning recipe" if encoder_pretrained
-               else "the encoder starts from random initialisation: the recipe that learns from scratch on a CPU")
+               else "the encoder starts from random initialisation: the recipe that learns from scratch")
     else:
         name, why = recipe, "chosen with RECIPE"
-    values = {key: given[key] if given.get(key) is not None else RECIPES[name][key] for key in PARAMETERS}
-    overridden = sorted(key for key in PARAMETERS if given.get(key) is not None and given[key] != RECIPES[name][key])
-    reason = f"recipe '{name}' ({why})" + (f"; given explicitly: {', '.join(overridden)}" if overridden else "")
-    return name, values, reason
+    return RECIPES[name], f"recipe '{name}' ({why})"

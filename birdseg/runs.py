@@ -3,8 +3,10 @@ device), resuming one, and its history.csv. Every file is written atomically."""
 import csv
 import io
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from birdseg.devices import describe_device
+from birdseg.devices import cluster_task, describe_device, is_chief
 from birdseg.files import read_json, write_json, write_text
+from birdseg.recipe import Recipe
 
 
 def new_run_dir(output_dir):
@@ -54,40 +57,77 @@ def git_commit(directory="."):
         return None
 
 
-def start_run(parameters, output_dir, resume=None, extend=None):
-    """Return (run_dir, parameters) for a new run, or for the run folder `resume` to continue.
+# Parameters a resumed run must be given as it was started with: they decide which batches it sees and how it
+# computes. The recipe is kept from the run itself; EPOCHS and MAX_TRAINING_MINUTES may extend it.
+RESUME_MUST_MATCH = ("SEED", "DATA_DIR", "MAX_IMAGES_PER_SPLIT", "MIXED_PRECISION")
 
-    A new run gets a new folder and a config.json with every parameter, package versions, the git
-    commit and the device. A resumed run keeps its saved parameters: the ones given here are ignored,
-    except the values in `extend` (e.g. {"EPOCHS": 20}; None: not given) that are larger than the saved
-    ones, which extend the run.
+
+def start_run(output_dir, recipe, parameters, resume=None):
+    """Return (run_dir, recipe) for a new run, or for the run folder `resume` to continue.
+
+    A new run gets a new folder and a config.json with the recipe, every other parameter (`parameters`, by their
+    notebook names), package versions, the git commit and the device. A resumed run keeps the recipe it was
+    started with, extended to `recipe.epochs` and `recipe.max_training_minutes` where these are larger; the
+    parameters in RESUME_MUST_MATCH must be the ones it was started with (a ValueError names those that differ).
+
+    In a cluster (TF_CONFIG) every worker computes the same steps, but only the chief writes the run folder under
+    `output_dir`; each other worker writes into a temporary folder of its own (a resumed run: a copy of the
+    chief's, which must be readable there), so no worker touches another's files.
     """
+    if not is_chief():
+        return worker_run(recipe, parameters, resume)
     if resume:
-        run_dir = Path(resume)
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
-        config = read_json(config_path)
-        saved = dict(config["parameters"])
-        raised = {key: value for key, value in (extend or {}).items()
-                  if value is not None and (saved.get(key) is None or value > saved[key])}
-        if raised:
-            saved.update(raised)
-            config["parameters"] = saved
-            write_json(config_path, config)
-        return run_dir, saved
+        return resume_run(resume, recipe, parameters)
     run_dir = new_run_dir(output_dir)
     write_json(
         run_dir / "config.json",
         {
-            "parameters": parameters,
+            "parameters": {"RECIPE": recipe.name, **{key.upper(): value for key, value in recipe.parameters().items()},
+                           **parameters},
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": package_versions(),
             "git_commit": git_commit(Path(__file__).resolve().parent),
             "device": describe_device(),
         },
     )
-    return run_dir, dict(parameters)
+    return run_dir, recipe
+
+
+def worker_run(recipe, parameters, resume):
+    """`start_run` for a worker that is not the chief: a temporary run folder of its own."""
+    task_type, index = cluster_task()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"birdseg-{task_type}{index}-"))
+    if resume:
+        shutil.copytree(resume, run_dir, dirs_exist_ok=True)
+        return resume_run(run_dir, recipe, parameters)
+    write_json(run_dir / "config.json", {"parameters": {"RECIPE": recipe.name, **{
+        key.upper(): value for key, value in recipe.parameters().items()}, **parameters}, "chief": False})
+    return run_dir, recipe
+
+
+def resume_run(resume, recipe, parameters):
+    """`start_run` for a run folder to continue."""
+    run_dir = Path(resume)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
+    config = read_json(config_path)
+    saved = config["parameters"]
+    differ = [f"{key}={saved.get(key)!r} (given: {parameters.get(key)!r})" for key in RESUME_MUST_MATCH
+              if saved.get(key) != parameters.get(key)]
+    if differ:
+        raise ValueError(f"RESUME={resume!r}: this run was started with {', '.join(differ)}; give the same values to "
+                         "resume it, or leave RESUME unset to start a new run")
+    kept = Recipe.from_parameters(saved["RECIPE"], saved)
+    raised = {}
+    if recipe.epochs > kept.epochs:
+        raised["epochs"] = recipe.epochs
+    if kept.max_training_minutes and (recipe.max_training_minutes or 0) > kept.max_training_minutes:
+        raised["max_training_minutes"] = recipe.max_training_minutes
+    if raised:
+        config["parameters"] = {**saved, **{key.upper(): value for key, value in raised.items()}}
+        write_json(config_path, config)
+    return run_dir, kept.override(**raised)
 
 
 def record_encoder_weights(run_dir, weights_used):

@@ -67,7 +67,7 @@ def check_fused_batch_norm():
     gamma, beta = rng.normal(1.0, 0.3, 4).astype("float32"), rng.normal(0.0, 0.3, 4).astype("float32")
     results = []
     for fused in (False, True):
-        layer = keras.layers.BatchNormalization(momentum=0.9)
+        layer = keras.layers.BatchNormalization(momentum=0.9, dtype="float32")  # whatever the global policy
         layer.build(x.shape)
         layer.gamma.assign(gamma)
         layer.beta.assign(beta)
@@ -120,7 +120,8 @@ def check_memory_efficient_swish():
 
     x = tf.constant(np.linspace(-6, 6, 24).reshape(2, 3, 4), "float32")
     weights = tf.range(1.0, 5.0)
-    reference, patched = (keras.layers.Activation(inject_tfkeras_modules(get_swish)()) for _ in range(2))
+    reference, patched = (keras.layers.Activation(inject_tfkeras_modules(get_swish)(), dtype="float32")
+                          for _ in range(2))  # float32 whatever the global policy
     if not is_swish_activation(reference):
         raise AssertionError("efficientnet's activation is no longer named swish")
     patched.call = memory_efficient_swish

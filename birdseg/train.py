@@ -1,5 +1,4 @@
-"""Training that survives a kill: ResumableRun around `model.fit`, and `train`, the notebook's training cell in
-one call.
+"""Training that survives a kill: ResumableRun around the notebook's `model.fit`.
 
 A run folder (`runs/<UTC time>_<id>/`, see `runs`) holds config.json, model.keras (best epoch, no optimizer
 state), history.csv, results_epoch_N.png, logs/ (TensorBoard) and checkpoint/ (last completed epoch with
@@ -14,13 +13,16 @@ from birdseg.callbacks import (
     CHECKPOINT_DIR,
     STATE_FILE,
     BestModelCheckpoint,
+    EpochSeeds,
+    EpochTimer,
+    RunProgress,
     StopOnNonFinite,
     TrainingBudget,
     TrainingCheckpoint,
     best_weights,
-    standard_callbacks,
 )
 from birdseg.files import read_json, remove_stale_temporaries, write_json
+from birdseg.model import build_optimizer_slots
 
 
 class TrainingDiverged(RuntimeError):
@@ -30,35 +32,43 @@ class TrainingDiverged(RuntimeError):
 class ResumableRun:
     """Resuming and finishing around `model.fit`, so that a killed run continues where it stopped.
 
-    Give it the run's callbacks; `start(model)` restores a checkpoint if there is one and returns the epoch to
-    start at; pass `callbacks` (yours plus the checkpoint, last) to `model.fit`; `finish(model)` records why
-    training ended, leaves the best epoch's weights in the model and returns the whole history.
+    Give it the recipe's callbacks; `start(model)` restores a checkpoint if there is one and returns the epoch to
+    start at; pass `callbacks` to `model.fit`: the run's own first (reseed random layers per epoch from `seed`,
+    stop on a NaN loss, time each epoch), then yours, then a progress bar over the whole run and the checkpoint,
+    last. `finish(model)` says why training ended, leaves the best epoch's weights in the model (those
+    `BestModelCheckpoint` saved) and returns the whole history.
 
-    `max_minutes` (None: no limit) is the time budget the callbacks enforce, counting earlier sessions of the
-    run. When training finishes (all epochs, early stopping or the budget), `checkpoint/state.json` records why;
-    the checkpoint's weights and optimizer state (about 215 MB) are deleted unless `keep_checkpoint`, which is
-    only needed to extend a finished run later. A finished run says so and trains no more (`finished`), unless
-    `epochs` or `max_minutes` are larger than when it finished.
+    A `TrainingBudget` among the callbacks counts the earlier sessions of the run. When training finishes (all
+    epochs, early stopping or the budget), `checkpoint/state.json` records why; the checkpoint's weights and
+    optimizer state (about 215 MB) are deleted unless `keep_checkpoint`, which is only needed to extend a finished
+    run later. A finished run says so and trains no more (`finished`), unless `epochs` or the budget are larger
+    than when it finished.
     """
 
-    def __init__(self, run_dir, callbacks, epochs, max_minutes=None, keep_checkpoint=False):
-        self.run_dir, self.epochs, self.max_minutes = Path(run_dir), epochs, max_minutes
+    def __init__(self, run_dir, callbacks, epochs, seed, keep_checkpoint=False):
+        self.run_dir, self.epochs = Path(run_dir), epochs
         self.keep_checkpoint, self.finished = keep_checkpoint, False
 
         def find(kind):
             return next((callback for callback in callbacks if isinstance(callback, kind)), None)
 
-        self.best, self.nan_guard, self.budget = find(BestModelCheckpoint), find(StopOnNonFinite), find(TrainingBudget)
+        self.best, self.budget = find(BestModelCheckpoint), find(TrainingBudget)
+        self.max_minutes = self.budget.seconds / 60 if self.budget is not None else None
         self.early_stop = find(keras.callbacks.EarlyStopping)
+        self.nan_guard = StopOnNonFinite()
         # The names are keys in state.json: what each one's counters are restored into.
         stateful = {"best_model": self.best, "reduce_lr": find(keras.callbacks.ReduceLROnPlateau),
                     "early_stopping": self.early_stop}
         self.checkpoint = TrainingCheckpoint(self.run_dir, {k: v for k, v in stateful.items() if v is not None})
-        self.callbacks = [*callbacks, self.checkpoint]  # last: it records the state the others reached this epoch
+        # EpochTimer before the checkpoint, which records its epoch_seconds; the checkpoint last: it records the
+        # state the others reached this epoch.
+        self.callbacks = [EpochSeeds(seed), self.nan_guard, EpochTimer(), *callbacks, RunProgress(), self.checkpoint]
 
     def start(self, model):
-        """Restore the last completed epoch if the run was interrupted; returns the epoch to start at."""
+        """Restore the last completed epoch if the run was interrupted; returns the epoch to start at. The
+        optimizer's slots are made here, before the first step (`model.build_optimizer_slots`)."""
         remove_stale_temporaries(self.run_dir)  # what a kill in the middle of a write left behind
+        build_optimizer_slots(model)
         state = read_checkpoint_state(self.run_dir)
         finished = (state or {}).get("finished")
         if finished and not extends(finished, self.epochs, self.max_minutes):
@@ -77,7 +87,7 @@ class ResumableRun:
         """Say why training ended, load the best epoch's weights into `model`; returns the whole history.
         Raises TrainingDiverged on a NaN/inf loss; the files of the last good epoch are kept."""
         if not self.finished:
-            if self.nan_guard is not None and self.nan_guard.reason:
+            if self.nan_guard.reason:
                 kept = (f"the best model so far is {self.best.path}" if self.best and self.best.path.exists()
                         else "no epoch finished, nothing was saved")
                 raise TrainingDiverged(
@@ -90,31 +100,17 @@ class ResumableRun:
             finish_checkpoint(self.run_dir, {"reason": reason, "epochs": self.epochs, "max_minutes": self.max_minutes},
                               self.keep_checkpoint)
             self.finished = True
+            trained = len(self.checkpoint.history.get("loss", []))
+            why = (f"the time budget of {self.max_minutes:g} minutes (MAX_TRAINING_MINUTES) ran out"
+                   if reason == "time budget" else
+                   f"early stopping after {self.early_stop.patience} epochs without a better validation IoU"
+                   if reason == "early stopping" else "all epochs done")
+            kept = f"; the model kept is epoch {self.best.best_epoch}'s" if self.best and self.best.best_epoch else ""
+            print(f"Training ended after epoch {trained} of {self.epochs}: {why}{kept}.")
         weights = best_weights(self.run_dir)
         if weights is not None:
             model.set_weights(weights)
         return self.checkpoint.history
-
-
-def train(model, train_loader, val_loader, run_dir, epochs, preview_samples=(), verbose=1, tensorboard=True,
-          max_minutes=None, keep_checkpoint=False, patience=5, lr_schedule="plateau"):
-    """What the notebook's training cell does, in one call (for scripts and benchmarks): the standard callbacks
-    (see `callbacks.standard_callbacks`), resuming from `run_dir/checkpoint` if one is there, and `model.fit`.
-
-    Returns the full history (all epochs, resumed ones included) as {metric: [value per epoch]}. Afterwards the
-    model holds the weights of the best epoch, as saved in `run_dir/model.keras`. See ResumableRun for
-    `max_minutes` and `keep_checkpoint`; raises TrainingDiverged on a NaN/inf loss.
-    """
-    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    callbacks = standard_callbacks(run_dir, train_loader.seed, epochs, len(train_loader), learning_rate, lr_schedule,
-                                   patience, max_minutes, preview_samples, tensorboard, verbose)
-    run = ResumableRun(run_dir, callbacks, epochs, max_minutes, keep_checkpoint)
-    initial_epoch = run.start(model)
-    if not run.finished:
-        model.fit(train_loader.stream(initial_epoch), steps_per_epoch=len(train_loader), shuffle=False,
-                  validation_data=val_loader, epochs=epochs, initial_epoch=initial_epoch, callbacks=run.callbacks,
-                  verbose=verbose)
-    return run.finish(model)
 
 
 def extends(finished, epochs, max_minutes):
@@ -155,9 +151,7 @@ def resume_from_checkpoint(model, run_dir, checkpoint, state):
             f"{run_dir}: this run finished and its resumable checkpoint was removed to save space; it cannot be "
             "extended. Start a new run (set KEEP_CHECKPOINT = True to keep runs extendable)."
         )
-    model.optimizer.build(model.trainable_variables)  # so its slots exist and load from the file
-    model.load_weights(Path(run_dir) / CHECKPOINT_DIR / state["weights"])
-    model.optimizer.learning_rate.assign(state["learning_rate"])
+    model.load_weights(Path(run_dir) / CHECKPOINT_DIR / state["weights"])  # the optimizer's too: its step, its rate
     checkpoint.resumed_callback_state = state["callbacks"]
     checkpoint.history = {key: list(values) for key, values in state["history"].items()}
     return int(state["epoch"])

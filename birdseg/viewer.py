@@ -1,72 +1,62 @@
-"""An interactive viewer for predictions: browse images, move the threshold, switch overlay/mask.
+"""An interactive viewer for predictions: browse images, move the threshold, switch overlay/mask/probability.
 
-In a live Jupyter session it is an ipywidgets panel. Headless (papermill, nbconvert, plain Python)
-widgets cannot be shown, so it draws the same views as static figures instead.
+In a live Jupyter session it is an ipywidgets panel. Headless (papermill, nbconvert, plain Python) widgets cannot
+be shown, so it draws the same views as static figures instead. Images may come with a true mask (a dataset's
+test split) or without (your own photos).
 """
-import os
-
-from birdseg import plots
+from birdseg import display, plots
 from birdseg.defaults import THRESHOLD, TTA
-from birdseg.model import confusion_counts, scores_from_counts
+from birdseg.model import score_caption
 from birdseg.predict import predict_pairs
 
-# Set for the kernels that Jupyter Server (Notebook 7, Lab) and VS Code start; papermill and nbconvert set
-# neither (jupyter_client's JPY_PARENT_PID is set for every kernel, headless ones too, so it cannot tell).
-LIVE_SESSION_VARIABLES = ("JPY_SESSION_NAME", "VSCODE_PID")
-
-
-def running_live():
-    """Whether this kernel was started by a live Jupyter server or VS Code (so widgets can be shown)."""
-    return any(name in os.environ for name in LIVE_SESSION_VARIABLES)
+VIEWS = ("overlay", "predicted_mask", "probability")
 
 
 def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay", title=""):
-    """Photo, true mask and one `view` ("overlay", "predicted_mask" or "probability") at `threshold`, titled
-    with the image's IoU; returns the figure."""
+    """Photo, true mask (when there is one) and one `view` ("overlay", "predicted_mask" or "probability") at
+    `threshold`, titled with the image's score against its true mask, or its share of bird pixels; returns the
+    figure."""
     pred = probability > threshold
-    iou = scores_from_counts(*confusion_counts(truth, pred)[:3])["iou"]
+    score = score_caption(truth, pred) if truth is not None else f"{pred.mean():.1%} of the pixels bird"
     shown = {"overlay": plots.overlay(image, pred), "predicted_mask": pred, "probability": probability}
-    panels = {"photo": image, "true_mask": truth}
+    panels = {"photo": image} if truth is None else {"photo": image, "true_mask": truth}
     panels[view] = shown[view]
-    return plots.visualize(title=f"{title}  threshold {threshold:.2f}  IoU {iou:.3f}", **panels)
+    return plots.visualize(title=f"{title}  threshold {threshold:.2f}  {score}", **panels)
 
 
 def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
-    """Show the viewer for the first `max_images` (image_path, mask_path) pairs; returns the widget or figures."""
+    """Show the viewer for the first `max_images` (image_path, mask_path or None) pairs; returns the widget panel
+    (live) or the static figures (headless: the first two images at thresholds 0.3, 0.5 and 0.7)."""
     import matplotlib.pyplot as plt
 
     predicted = list(predict_pairs(model, list(pairs)[:max_images], tta=tta))
-    loaded = [(image, truth) for _, image, truth, _ in predicted]
-    probabilities = [probability for *_, probability in predicted]
     names = [image_path.name for (image_path, _), *_ in predicted]
     if interactive is None:
-        interactive = running_live()
+        interactive = display.running_live()
     if not interactive:
-        figures = [
-            viewer_figure(image, truth, prob, threshold, title=name)
-            for (image, truth), prob, name in zip(loaded[:2], probabilities, names)
-            for threshold in (0.3, THRESHOLD, 0.7)
-        ]
+        figures = [viewer_figure(image, truth, probability, threshold, title=name)
+                   for (_, image, truth, probability), name in zip(predicted[:2], names)
+                   for threshold in (0.3, THRESHOLD, 0.7)]
         plt.show()
         return figures
     import ipywidgets as widgets
-    from IPython.display import display
+    from IPython.display import display as show
 
     output = widgets.Output()
     index = widgets.IntSlider(0, 0, len(predicted) - 1, description="image")
     threshold = widgets.FloatSlider(THRESHOLD, min=0.05, max=0.95, step=0.05, description="threshold")
-    view = widgets.ToggleButtons(options=["overlay", "predicted_mask", "probability"], description="view")
+    view = widgets.ToggleButtons(options=VIEWS, description="view")
 
     def redraw(_=None):
         with output:
             output.clear_output(wait=True)
-            image, truth = loaded[index.value]
-            viewer_figure(image, truth, probabilities[index.value], threshold.value, view.value, names[index.value])
+            _, image, truth, probability = predicted[index.value]
+            viewer_figure(image, truth, probability, threshold.value, view.value, names[index.value])
             plt.show()
 
     for control in (index, threshold, view):
         control.observe(redraw, names="value")
     panel = widgets.VBox([widgets.HBox([index, threshold]), view, output])
-    display(panel)
+    show(panel)
     redraw()
     return panel

@@ -14,11 +14,17 @@ sys.path.insert(0, str(ROOT))
 
 import birdseg  # noqa: E402,F401  (environment for segmentation_models/albumentations)
 from birdseg import synthetic  # noqa: E402
+from birdseg.recipe import PRETRAINED  # noqa: E402
 
 # Tiny notebook parameters: 64x96, 3 epochs, a handful of images, random init.
 TINY = {"IMAGE_HEIGHT": 64, "IMAGE_WIDTH": 96, "EPOCHS": 3, "BATCH_SIZE": 2, "ENCODER_WEIGHTS": None, "SEED": 7}
 TINY_COUNTS = {"train": 8, "val": 2, "test": 3}
 ODD_RESOLUTIONS = ((97, 61), (130, 90), (75, 113))  # odd sizes and aspect ratios: resizing must cope
+
+
+def recipe_at(height, width, **fields):
+    """The pretrained recipe's network (the encoder's own BatchNorm momentum and stochastic depth) at another size."""
+    return PRETRAINED.override(image_height=height, image_width=width, **fields)
 
 
 def write_pair(folder, stem, image, mask, image_ext=".jpg", mask_ext=".png"):
@@ -55,16 +61,17 @@ def davis():
     return DAVIS
 
 
-def run_notebook(output_dir, data_dir, extra=None, timeout=900, python=sys.executable, **popen):
-    """Run the notebook headless with the tiny parameters (with `python`'s papermill and kernel); returns the Popen
-    (or the finished process)."""
+def run_notebook(output_dir, data_dir, extra=None, timeout=900, python=sys.executable, executed="out.ipynb",
+                 environment=None, **popen):
+    """Run the notebook headless with the tiny parameters (with `python`'s papermill and kernel), writing the
+    executed notebook to `output_dir / executed`; returns the Popen (or the finished process)."""
     parameters = {**TINY, "DATA_DIR": str(data_dir), "OUTPUT_DIR": str(output_dir / "runs"),
                   "EXAMPLES_DIR": str(output_dir / "examples"), **(extra or {})}
     command = [str(python), "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
-               str(output_dir / "out.ipynb"), "--cwd", str(ROOT)]
+               str(output_dir / executed), "--cwd", str(ROOT)]
     for name, value in parameters.items():
         command += ["-p", name, "None" if value is None else str(value)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(environment or {})}
     if popen:
         return subprocess.Popen(command, env=env, **popen)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,29 +1,74 @@
-"""Callbacks: the standard list and its order, the time budget and the cosine schedule that follows it."""
+"""Callbacks: the per-epoch prediction figure, the run's progress bar and estimate, the time budget."""
+import keras
 import numpy as np
 import pytest
 
-from birdseg import callbacks
+from birdseg import callbacks, plots
 
 
-def test_cosine_schedule_follows_the_time_budget():
-    budget = callbacks.TrainingBudget(minutes=1, spent_seconds=45)  # three quarters spent
-    schedule = callbacks.CosineDecay(1.0, epochs=1000, steps_per_epoch=10, budget=budget)
-    assert schedule.progress(batch=0) == pytest.approx(0.75, abs=0.01)  # time binds, not the 1000 epochs
-    with pytest.raises(ValueError, match="LR_SCHEDULE='linear'"):
-        callbacks.standard_callbacks("unused", 0, 1, 1, 1e-3, lr_schedule="linear")
+class ConstantModel:
+    """Stands in for the model a callback sees: predicts `value` everywhere."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def predict_on_batch(self, images):
+        return np.full(images.shape[:3] + (1,), self.value, np.float32)
 
 
-def test_standard_callbacks_in_order_and_described(tmp_path):
-    sample = (np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 1), np.float32))
-    made = callbacks.standard_callbacks(tmp_path, seed=0, epochs=3, steps_per_epoch=4, learning_rate=1e-3,
-                                        lr_schedule="plateau", patience=5, max_minutes=2, preview_samples=[sample])
-    assert [type(c).__name__ for c in made] == ["EpochSeeds", "StopOnNonFinite", "EpochTimer", "BestModelCheckpoint",
-                                                "ReduceLROnPlateau", "EarlyStopping", "PredictionFigure",
-                                                "TensorBoard", "TrainingBudget"]
-    lines = [callbacks.describe_callback(c) for c in made]
-    assert lines[4].startswith("ReduceLROnPlateau(monitor=val_loss, mode=auto, factor=0.5, patience=3, min_lr=1e-06)")
-    assert "monitor=val_iou_score" in lines[5] and "restore_best_weights=True" in lines[5]
-    assert lines[-1].startswith("TrainingBudget(2 minutes): Stop training once")
-    cosine = callbacks.standard_callbacks(tmp_path, 0, 3, 4, 1e-3, lr_schedule="cosine", patience=None,
-                                          tensorboard=False)
-    assert [type(c).__name__ for c in cosine][4:] == ["CosineDecay"]
+def test_prediction_figure_says_which_weights_and_scores_an_empty_mask_as_such(tmp_path, monkeypatch):
+    bird = np.zeros((32, 32, 1), np.float32)
+    bird[8:16, 8:16] = 1
+    samples = [(np.zeros((32, 32, 3), np.float32), bird), (np.zeros((32, 32, 3), np.float32), np.zeros_like(bird))]
+    drawn = []
+    monkeypatch.setattr(plots, "prediction_grid", lambda rows, title: drawn.append((rows, title)) or
+                        plots.visualize(image=rows[0]["image"]))
+    figure = callbacks.PredictionFigure(samples, tmp_path)
+    figure.set_model(ConstantModel(0.9))  # everything predicted bird
+    figure.on_epoch_end(2, {"val_iou_score": 0.25})
+    (rows, title), = drawn
+    assert title == "Validation images, weights after epoch 3 (validation IoU 0.250)"
+    assert [row["caption"] for row in rows] == ["IoU 0.062", "no bird, 1024 pixels predicted"]
+    assert (tmp_path / "results_epoch_3.png").is_file()
+    figure.set_model(ConstantModel(0.1))  # nothing predicted
+    figure.on_epoch_end(3, {})
+    assert [row["caption"] for row in drawn[1][0]] == ["IoU 0.000", "no bird, none predicted"]
+
+
+def test_run_progress_counts_every_step_of_the_run_and_estimates_its_length(capsys):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    progress = callbacks.RunProgress(estimate_after=3)
+    x, y = np.ones((40, 4), np.float32), np.zeros((40, 1), np.float32)
+    model.fit(x, y, batch_size=4, epochs=3, initial_epoch=1, verbose=0, callbacks=[progress])  # resumed after 1
+    out = capsys.readouterr().out
+    assert "Training 2 epoch(s) of 10 steps at " in out and " s per step: about " in out
+    assert "training: 100%" in out and "20/20" in out  # the two epochs left, every step counted once
+    assert progress.bar is None  # closed at the end
+
+
+def test_run_progress_estimates_after_a_short_first_epoch(capsys):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 4)), np.zeros((8, 1)), batch_size=4, epochs=2, verbose=0,
+              callbacks=[callbacks.RunProgress(estimate_after=5)])
+    assert capsys.readouterr().out.count("Training 2 epoch(s) of 2 steps at ") == 1
+
+
+def test_time_budget_counts_earlier_sessions():
+    budget = callbacks.TrainingBudget(minutes=1, spent_seconds=45)
+    budget.on_train_begin()
+    assert 45 <= budget.elapsed() < 50 and not budget.exhausted()
+    assert callbacks.TrainingBudget(minutes=1, spent_seconds=61).exhausted()
+
+
+@pytest.mark.parametrize("logs", [{"loss": float("nan")}, {"loss": float("inf")}])
+def test_stop_on_non_finite_names_epoch_and_batch(logs):
+    inputs = keras.Input((1,))
+    stop = callbacks.StopOnNonFinite()
+    stop.set_model(keras.Model(inputs, inputs))
+    stop.on_epoch_begin(4)
+    stop.on_train_batch_end(6, logs)
+    assert stop.model.stop_training and stop.reason == f"loss became {logs['loss']} at epoch 5, batch 7"

@@ -81,12 +81,13 @@ def test_folders_all_mask_variants_grouped_by_clip(tmp_path):
 
 def test_soft_masks_counted_and_threshold_option(tmp_path, capsys):
     src = make_folders(tmp_path / "src", count=7, clips=("a",))
-    cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
-        "--ratios", 1, 0, 0, "--quiet")
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
+               "--ratios", 1, 0, 0, "--quiet") == 0
     assert "1 mask(s) were not binary and were thresholded" in capsys.readouterr().out
+    assert read_mask(tmp_path / "o" / "train" / "mask" / "a_00006.png").sum() > 0  # the soft bird is above 127
     # threshold 210 > 204: the soft mask's bird disappears
-    cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "t",
-        "--ratios", 1, 0, 0, "--threshold", 210, "--quiet")
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "t",
+               "--ratios", 1, 0, 0, "--threshold", 210, "--quiet") == 0
     assert read_mask(tmp_path / "t" / "train" / "mask" / "a_00006.png").sum() == 0
 
 

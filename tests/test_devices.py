@@ -1,5 +1,7 @@
 """GPU-only switches and multi-device training paths, exercised on the CPU so they cannot rot."""
 import json
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -7,7 +9,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, recipe_at
 
 from birdseg import model as M
 
@@ -25,8 +27,8 @@ TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     with strategy.scope():
         inputs = keras.Input((32, 32, 3))
         outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
-        model = compile_model(keras.Model(inputs, outputs), 1e-2)
-    loader = data.Dataloader(data.load_split(sys.argv[1], "train", 32, 32, training=True), 4, True, 0)
+        model = compile_model(keras.Model(inputs, outputs), 1e-2, "bce_jaccard")
+    loader = data.Dataloader(data.load_split(sys.argv[1], "train", 32, 32), 4, True, 0)
     history = model.fit(loader.stream(), steps_per_epoch=len(loader), epochs=2, verbose=0, shuffle=False)
     kind = "multi-worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else type(strategy).__name__
     print(json.dumps({"strategy": kind, "replicas": strategy.num_replicas_in_sync,
@@ -55,13 +57,22 @@ def test_multi_worker_strategy_from_tf_config(tiny_dataset, unused_tcp_port):
     assert out["strategy"] == "multi-worker" and all(np.isfinite(out["loss"]))
 
 
+def unused_ports(count):
+    """Ports free a moment ago (the servers that take them refuse to share a port, so none can be held open for
+    them: a test that loses the race retries with new ones)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @pytest.fixture
 def unused_tcp_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return unused_ports(1)[0]
 
 
 def test_default_strategy_on_one_cpu():
@@ -73,7 +84,7 @@ def test_default_strategy_on_one_cpu():
 def test_mixed_precision_keeps_float32_output():
     try:
         assert M.set_precision(True) == "mixed_float16"
-        built, _ = M.build_model(32, 32, encoder_weights=None)
+        built, _ = M.build_model(recipe_at(32, 32), None)
         assert built.layers[-1].name == "probabilities" and built.output.dtype == "float32"
         out = np.asarray(built.predict_on_batch(np.random.rand(1, 32, 32, 3).astype("float32")))
         assert out.dtype == np.float32 and np.isfinite(out).all()
@@ -90,8 +101,8 @@ def test_mixed_precision_training_updates_every_weight():
     try:
         M.set_precision(True)
         keras.utils.set_random_seed(0)
-        built, _ = M.build_model(64, 96, encoder_weights=None, drop_connect_rate=0)  # no block skipped
-        M.compile_model(built)
+        built, _ = M.build_model(recipe_at(64, 96, drop_connect_rate=0), None)  # no block skipped
+        M.compile_model(built, 1e-4, "bce_jaccard")
         assert isinstance(built.optimizer, keras.optimizers.LossScaleOptimizer)
         before = [w.numpy().copy() for w in built.trainable_variables]
         rng = np.random.default_rng(0)
@@ -105,13 +116,36 @@ def test_mixed_precision_training_updates_every_weight():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_xla_refused_on_cpu_kept_on_gpu():
+def test_xla_only_on_a_gpu():
     inputs = keras.Input((8, 8, 3))
     tiny = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
-    if M.gpu_available():
-        M.compile_model(tiny, jit_compile=True)
-        assert tiny.jit_compile is True
-        return
-    with pytest.warns(UserWarning, match="XLA is several times slower on CPU"):
-        M.compile_model(tiny, jit_compile=True)
+    M.compile_model(tiny, 1e-3, "bce_jaccard", jit_compile=True)
+    assert tiny.jit_compile is M.gpu_available()  # on a CPU it made steps several times slower
+    M.compile_model(tiny, 1e-3, "bce_jaccard", jit_compile=False)
     assert tiny.jit_compile is False
+
+
+
+@pytest.mark.parametrize("tf_config,chief", [
+    (None, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+])
+def test_only_the_chief_writes_the_run_folder(tmp_path, monkeypatch, tf_config, chief):
+    from birdseg import devices, runs
+    from birdseg.recipe import SCRATCH
+
+    if tf_config:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    else:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert devices.is_chief() is chief
+    run_dir, _ = runs.start_run(tmp_path / "runs", SCRATCH, {"SEED": 1})
+    assert (run_dir.parent == tmp_path / "runs") is chief
+    if not chief:  # a temporary folder of its own, named after its task
+        assert run_dir.name.startswith(f"birdseg-{tf_config['task']['type']}0-") or \
+            run_dir.name.startswith("birdseg-worker1-")
+        assert not (tmp_path / "runs").exists()
+        shutil.rmtree(run_dir)

@@ -28,7 +28,7 @@ def test_predict_cli_writes_masks_and_skips_unreadable(run_dir, tiny_dataset, tm
     assert main(["predict", "--model", str(run_dir), "--input", str(photos), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "skipped" in printed and "broken.jpg: cannot read image" in printed
-    assert "3 masks written" in printed and "1 unreadable file(s) skipped" in printed
+    assert "3 photo(s) and 0 video(s) segmented into" in printed and "1 unreadable file(s) skipped" in printed
     for image_path, _ in find_pairs(tiny_dataset / "test"):
         mask = np.asarray(Image.open(out / f"{image_path.stem}_mask.png"))
         assert mask.shape == read_image(image_path).shape[:2] and set(np.unique(mask)) <= {0, 255}
@@ -84,13 +84,109 @@ def test_tta_unknown_value_names_the_choices():
         predict.predict_probabilities(PositionModel(), [np.zeros((4, 6, 3), np.uint8)], tta="rotations")
 
 
-def test_predict_cli_tta_choice(run_dir, tiny_dataset, tmp_path, capsys):
+class CountingPositionModel(PositionModel):
+    """PositionModel at the tiny model's size that counts the batches it predicts."""
+
+    input_shape = (None, 64, 96, 3)
+    ramp = np.add.outer(np.arange(64.0), np.arange(96.0))[None, :, :, None] / 160.0
+    calls = 0
+
+    def predict_on_batch(self, batch):
+        self.calls += 1
+        return super().predict_on_batch(batch) * 2
+
+
+def test_predict_cli_tta_choice_is_used(tiny_dataset, tmp_path, capsys, monkeypatch):
     image_path = find_pairs(tiny_dataset / "test")[0][0]
-    for tta in ("none", "flips"):
+    masks = {}
+    for tta, passes in (("none", 1), ("flips", 3)):
+        model = CountingPositionModel()
+        monkeypatch.setattr("birdseg.model.load_model", lambda path: model)
         out = tmp_path / tta
-        assert main(["predict", "--model", str(run_dir), "--input", str(image_path), "--out", str(out), "--quiet",
+        assert main(["predict", "--model", "m", "--input", str(image_path), "--out", str(out), "--quiet",
                      "--tta", tta]) == 0
-        assert (out / f"{image_path.stem}_mask.png").exists()
+        assert model.calls == passes
+        masks[tta] = np.asarray(Image.open(out / f"{image_path.stem}_mask.png"))
+    assert (masks["none"] != masks["flips"]).any()  # the ramp is not mirror-symmetric: the averaged views differ
     with pytest.raises(SystemExit):
-        main(["predict", "--model", str(run_dir), "--input", str(image_path), "--out", str(tmp_path), "--tta", "x"])
+        main(["predict", "--model", "m", "--input", str(image_path), "--out", str(tmp_path), "--tta", "x"])
     assert "invalid choice: 'x'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- large photos in tiles
+
+
+class RedModel:
+    """A stand-in network at 64x96 whose output at each pixel is that pixel's red channel: predicting in tiles and
+    blending must give back exactly the photo's red channel, at the photo's own resolution."""
+
+    input_shape = (None, 64, 96, 3)
+
+    def __init__(self):
+        self.tiles = 0
+
+    def predict_on_batch(self, batch):
+        self.tiles += len(batch)
+        return batch[..., :1]
+
+
+def test_tiles_cover_every_pixel_overlapping_and_end_flush():
+    for length, tile in ((1000, 96), (97, 96), (96, 96), (50, 96)):
+        starts = predict.tile_starts(length, tile)
+        covered = np.zeros(max(length, tile), bool)
+        for start in starts:
+            covered[start : start + tile] = True
+        assert covered[:length].all() and starts[-1] == max(0, length - tile)
+        assert all(b - a <= tile * (1 - predict.TILE_OVERLAP) + 1 for a, b in zip(starts, starts[1:]))
+
+
+def test_a_small_bird_in_a_photo_of_thousands_of_pixels_keeps_its_pixels():
+    photo = np.full((2400, 3600, 3), 40, np.uint8)
+    photo[1200:1212, 1800:1812] = (250, 40, 40)  # a 12x12 bird: 0.3 pixels a side once the photo is resized to 64x96
+    model = RedModel()
+    tiled = predict.predict_probabilities(model, [photo], tta="none")[0]  # "auto": 37 times the model's input
+    assert tiled.shape == (2400, 3600) and model.tiles > 1000
+    np.testing.assert_allclose(tiled, photo[..., 0] / 255.0, atol=1e-5)  # blended tiles: the red channel exactly
+    mask = predict.predict_image(model, photo, tta="none")
+    assert mask[1200:1212, 1800:1812].all() and mask.sum() == 144
+    whole = predict.predict_image(RedModel(), photo, tta="none", tiles="off")
+    assert whole[1200:1212, 1800:1812].sum() == 0  # resized down as a whole, the bird is gone
+
+
+def test_tiles_auto_from_twice_the_input_and_beyond_the_largest_side_scaled_down(monkeypatch):
+    model = RedModel()
+    assert not predict.wants_tiles(np.zeros((127, 191, 3), np.uint8), model)
+    assert predict.wants_tiles(np.zeros((128, 100, 3), np.uint8), model)
+    assert predict.wants_tiles(np.zeros((10, 10, 3), np.uint8), model, "on")
+    with pytest.raises(ValueError, match="tiles='sometimes': expected 'auto', 'on', 'off'"):
+        predict.wants_tiles(np.zeros((10, 10, 3), np.uint8), model, "sometimes")
+    monkeypatch.setattr(predict, "TILE_MAX_SIDE", 400)
+    photo = np.zeros((300, 1000, 3), np.uint8)
+    photo[:, 500:] = 200
+    probability = predict.predict_tiled(model, photo, tta="none")
+    assert probability.shape == (300, 1000)
+    assert probability[:, :480].max() < 0.05 and probability[:, 520:].min() > 0.75  # scaled to 120x400 and back
+
+
+def test_predict_resumes_skipping_photos_already_done_unless_overwrite(tiny_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("birdseg.model.load_model", lambda path: CountingPositionModel())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for image_path, _ in find_pairs(tiny_dataset / "test"):
+        (photos / image_path.name).write_bytes(image_path.read_bytes())
+    out = tmp_path / "out"
+    command = ["predict", "--model", "m", "--input", str(photos), "--out", str(out), "--quiet", "--tta", "none"]
+    first = next(photos.iterdir())
+    main([*command[:4], str(first), *command[5:]])  # one photo done, as by an interrupted run
+    capsys.readouterr()
+    before = (out / f"{first.stem}_mask.png").stat().st_mtime_ns
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "2 photo(s) and 0 video(s) segmented" in printed
+    assert "1 already there, skipped (--overwrite to redo them)" in printed
+    assert (out / f"{first.stem}_mask.png").stat().st_mtime_ns == before
+    assert main(command) == 0
+    assert "0 photo(s) and 0 video(s) segmented into" in capsys.readouterr().out
+    assert main([*command, "--overwrite"]) == 0
+    assert "3 photo(s) and 0 video(s) segmented" in capsys.readouterr().out
+    assert (out / f"{first.stem}_mask.png").stat().st_mtime_ns != before

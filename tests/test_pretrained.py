@@ -5,6 +5,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import recipe_at
 from keras.src.legacy.saving import legacy_h5_format
 
 from birdseg import model as M
@@ -46,7 +47,7 @@ def assert_same_encoder(built, reference, reference_first_layer):
 
 def test_keras_layout_loads_exactly(keras_encoder):
     encoder, path = keras_encoder
-    built, used = M.build_model(HEIGHT, WIDTH, encoder_weights=str(path))
+    built, used = M.build_model(recipe_at(HEIGHT, WIDTH), str(path))
     assert used["source"] == "local file" and used["layout"] == "keras"
     assert used["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     # Keras pads explicitly before stem_conv (stem_conv_pad); ours pads inside the convolution: same numbers.
@@ -56,7 +57,7 @@ def test_keras_layout_loads_exactly(keras_encoder):
 def test_random_encoder_differs(keras_encoder):
     """The check above can fail: an encoder that did not get the file's weights gives other features."""
     encoder, _ = keras_encoder
-    built, _ = M.build_model(HEIGHT, WIDTH, encoder_weights=None)
+    built, _ = M.build_model(recipe_at(HEIGHT, WIDTH), None)
     with pytest.raises(AssertionError):
         assert_same_encoder(built, encoder, "stem_conv_pad")
 
@@ -66,7 +67,7 @@ def test_old_efficientnet_layout_loads_exactly(tmp_path):
 
     encoder = efficientnet.EfficientNetB3(include_top=False, weights=None, input_shape=(HEIGHT, WIDTH, 3))
     path = save_legacy_h5(encoder, tmp_path / "any-name-at-all.h5")
-    built, used = M.build_model(HEIGHT, WIDTH, encoder_weights=str(path))
+    built, used = M.build_model(recipe_at(HEIGHT, WIDTH), str(path))
     assert used["layout"] == "efficientnet"
     assert_same_encoder(built, encoder, "stem_conv")
 
@@ -75,21 +76,21 @@ def test_other_network_is_refused_by_name(tmp_path):
     other = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(HEIGHT, WIDTH, 3))
     path = save_legacy_h5(other, tmp_path / "efficientnetb3_notop.h5")  # the name lies; the content decides
     with pytest.raises(pretrained.EncoderWeightsError, match=r"efficientnetb3_notop\.h5: not EfficientNetB3 encoder"):
-        M.build_model(HEIGHT, WIDTH, encoder_weights=str(path))
+        M.build_model(recipe_at(HEIGHT, WIDTH), str(path))
 
 
 def test_classifier_top_is_left_over_and_refused(tmp_path):
     full = keras.applications.EfficientNetB3(include_top=True, weights=None, classes=3, input_shape=(HEIGHT, WIDTH, 3))
     path = save_legacy_h5(full, tmp_path / "efficientnetb3.h5")
     with pytest.raises(pretrained.EncoderWeightsError, match=r"1 layers are not in the encoder \(e\.g\. predictions\)"):
-        M.build_model(HEIGHT, WIDTH, encoder_weights=str(path))
+        M.build_model(recipe_at(HEIGHT, WIDTH), str(path))
 
 
 def test_not_hdf5_is_refused(tmp_path):
     path = tmp_path / "weights.h5"
     path.write_text("not weights")
     with pytest.raises(pretrained.EncoderWeightsError, match=r"weights\.h5: cannot read it as HDF5"):
-        M.build_model(HEIGHT, WIDTH, encoder_weights=str(path))
+        M.build_model(recipe_at(HEIGHT, WIDTH), str(path))
 
 
 def test_imagenet_from_keras_cache_without_network(keras_encoder, tmp_path, monkeypatch):
@@ -105,7 +106,7 @@ def test_imagenet_from_keras_cache_without_network(keras_encoder, tmp_path, monk
         raise AssertionError("the network was used")
 
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
-    built, used = M.build_model(HEIGHT, WIDTH, encoder_weights="imagenet")
+    built, used = M.build_model(recipe_at(HEIGHT, WIDTH), "imagenet")
     assert used == {"source": "imagenet (keras)", "file": str(cached), "layout": "keras",
                     "sha256": hashlib.sha256(cached.read_bytes()).hexdigest()}
     assert_same_encoder(built, encoder, "stem_conv_pad")
@@ -133,7 +134,7 @@ def test_a_cached_file_that_does_not_match_keras_hash_is_not_used(keras_encoder,
 
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
     with pytest.warns(M.WeightsFallbackWarning, match="RANDOM INITIALISATION"):
-        _, used = M.build_model(32, 32, encoder_weights="imagenet")
+        _, used = M.build_model(recipe_at(32, 32), "imagenet")
     assert used["source"] == "random" and downloads == [pretrained.KERAS_URL]
 
 
@@ -145,7 +146,7 @@ def test_imagenet_offline_without_cache_falls_back_loudly(tmp_path, monkeypatch)
 
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
     with pytest.warns(M.WeightsFallbackWarning, match="RANDOM INITIALISATION") as caught:
-        built, used = M.build_model(32, 32, encoder_weights="imagenet")
+        built, used = M.build_model(recipe_at(32, 32), "imagenet")
     assert used["source"] == "random" and built.output_shape == (None, 32, 32, 1)
     # The message says which file to copy and where.
     assert str(tmp_path / "models" / "efficientnetb3_notop.h5") in str(caught[0].message)
@@ -162,7 +163,7 @@ def test_our_normalisation_equals_keras_imagenet_normalisation():
     normalization.finalize_state()  # as loading a weights file does
     photo = np.random.default_rng(1).integers(0, 256, (1, HEIGHT, WIDTH, 3)).astype("float32")
     theirs = normalization(rescaling(photo)) / np.sqrt(np.array(M.IMAGENET_STD, "float32"))
-    built, _ = M.build_model(HEIGHT, WIDTH, encoder_weights=None)
+    built, _ = M.build_model(recipe_at(HEIGHT, WIDTH), None)
     ours = built.get_layer("imagenet_normalization")(photo / 255.0)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-5)
 

@@ -1,34 +1,73 @@
+import dataclasses
+
 import pytest
 
-from birdseg.recipe import PARAMETERS, RECIPES, choose_recipe
-
-NONE = {key: None for key in PARAMETERS}
+from birdseg.recipe import PRETRAINED, RECIPES, SCRATCH, Recipe, choose_recipe
 
 
 def test_auto_follows_what_the_encoder_starts_from():
-    name, values, reason = choose_recipe("auto", encoder_pretrained=True, **NONE)
-    assert name == "pretrained" and values == RECIPES["pretrained"] and "pretrained weights" in reason
-    assert values["LEARNING_RATE"] == 1e-4 and values["BATCH_SIZE"] == 1  # the seed's
-    name, values, reason = choose_recipe("auto", encoder_pretrained=False, **NONE)
-    assert name == "scratch" and values == RECIPES["scratch"] and "random initialisation" in reason
-
-
-def test_given_values_win_and_are_named():
-    _, values, reason = choose_recipe("auto", encoder_pretrained=False, **{**NONE, "BATCH_SIZE": 2, "EPOCHS": 3})
-    assert values["BATCH_SIZE"] == 2 and values["EPOCHS"] == 3
-    assert values["LEARNING_RATE"] == RECIPES["scratch"]["LEARNING_RATE"]
-    assert reason.endswith("given explicitly: BATCH_SIZE, EPOCHS")
-
-
-def test_explicit_recipe_and_errors():
-    assert choose_recipe("scratch", encoder_pretrained=True)[0] == "scratch"
-    with pytest.raises(ValueError, match="RECIPE='fast'"):
-        choose_recipe("fast", encoder_pretrained=True)
-    with pytest.raises(ValueError, match="not recipe parameters"):
-        choose_recipe("auto", encoder_pretrained=True, SEED=1)
+    recipe, reason = choose_recipe("auto", encoder_pretrained=True)
+    assert recipe is PRETRAINED and "pretrained weights" in reason
+    assert (recipe.learning_rate, recipe.batch_size, recipe.epochs, recipe.patience) == (1e-4, 1, 10, 5)  # the seed's
+    recipe, reason = choose_recipe("auto", encoder_pretrained=False)
+    assert recipe is SCRATCH and "random initialisation" in reason
 
 
 def test_a_starting_model_gets_the_scratch_recipe_and_says_why():
-    name, values, reason = choose_recipe("auto", encoder_pretrained=False, init_model="runs/a", **NONE)
-    assert name == "scratch" and values == RECIPES["scratch"] and "runs/a (INIT_MODEL)" in reason
-    assert choose_recipe("pretrained", encoder_pretrained=False, init_model="runs/a")[0] == "pretrained"
+    recipe, reason = choose_recipe("auto", encoder_pretrained=False, init_model="runs/a")
+    assert recipe is SCRATCH and "runs/a (INIT_MODEL)" in reason
+    assert choose_recipe("pretrained", encoder_pretrained=False, init_model="runs/a")[0] is PRETRAINED
+
+
+def test_explicit_recipe_and_errors():
+    assert choose_recipe("scratch", encoder_pretrained=True)[0] is SCRATCH
+    with pytest.raises(ValueError, match="RECIPE='fast': expected 'auto' or 'pretrained' or 'scratch'"):
+        choose_recipe("fast", encoder_pretrained=True)
+
+
+def test_override_changes_the_fields_given_and_keeps_the_rest():
+    recipe = SCRATCH.override(batch_size=2, epochs=3, learning_rate=None)
+    assert (recipe.batch_size, recipe.epochs, recipe.learning_rate) == (2, 3, SCRATCH.learning_rate)
+    assert recipe.changed_from(SCRATCH) == ["batch_size", "epochs"] and SCRATCH.epochs != 3  # a copy
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.epochs = 5
+    with pytest.raises(ValueError, match=r"not recipe fields: \['seed'\]"):
+        SCRATCH.override(seed=1)
+
+
+def test_table_lists_every_parameter_and_marks_those_given():
+    table = SCRATCH.override(epochs=3).table().splitlines()
+    assert table[0] == "recipe 'scratch'" and len(table) == 1 + len(SCRATCH.parameters())
+    assert any(line.split()[:2] == ["EPOCHS", "3"] and line.endswith(f"given (recipe: {SCRATCH.epochs})")
+               for line in table)
+    assert any(line.split() == ["LEARNING_RATE", "0.001"] for line in table)
+
+
+def test_saved_parameters_give_the_recipe_back_in_either_case():
+    saved = {"IMAGE_HEIGHT": 64, "EPOCHS": 3, "SEED": 7, "TTA": "none"}  # a run's config.json: other keys too
+    assert Recipe.from_parameters("scratch", saved) == SCRATCH.override(image_height=64, epochs=3)
+    assert Recipe.from_parameters("pretrained", {"batch_size": 2}) == PRETRAINED.override(batch_size=2)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("image_width", 100, "IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96"),
+    ("image_height", 0, "IMAGE_HEIGHT=0 must be a positive multiple of 32, e.g. 32"),
+    ("decoder_width", 24, "DECODER_WIDTH=24: expected a positive multiple of 16"),
+    ("copy_paste", 1.5, "COPY_PASTE=1.5: expected a probability from 0 .off. to 1"),
+    ("lr_schedule", "linear", "LR_SCHEDULE='linear': expected 'plateau' or 'cosine'"),
+    ("augmentation", "heavy", "AUGMENTATION='heavy': expected 'flips' or 'photometric'"),
+    ("loss", "dice", "LOSS='dice': expected 'bce_jaccard' or 'focal_jaccard'"),
+    ("epochs", 0, "EPOCHS=0: expected a whole number of at least 1"),
+    ("batch_size", 2.5, "BATCH_SIZE=2.5: expected a whole number of at least 1"),
+    ("patience", -1, "PATIENCE=-1: expected a whole number of epochs, or None"),
+    ("learning_rate", 0, "LEARNING_RATE=0: expected a positive number"),
+    ("max_training_minutes", 0, "MAX_TRAINING_MINUTES=0: expected a positive number of minutes, or None"),
+])
+def test_bad_values_stop_with_the_parameter_named(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SCRATCH.override(**{field: value})
+
+
+def test_every_recipe_is_valid_and_names_itself():
+    assert all(name == recipe.name for name, recipe in RECIPES.items())
+    assert PRETRAINED.max_training_minutes is None and SCRATCH.max_training_minutes is None  # epochs, not the clock

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import recipe_at
 
 from birdseg import model as M
 from birdseg import speedups
@@ -13,7 +14,7 @@ from birdseg import speedups
 
 @pytest.fixture(scope="module")
 def unet():
-    built, _ = M.build_model(64, 96, encoder_weights=None)
+    built, _ = M.build_model(recipe_at(64, 96), None)
     return built
 
 
@@ -79,7 +80,7 @@ def test_memory_efficient_swish_computes_what_efficientnets_swish_does(unet, tmp
     backward_sigmoids = [op for op in graph.get_operations() if op.type == "Sigmoid" and op.control_inputs]
     assert len(backward_sigmoids) == 1  # recomputed when the gradient arrives, not kept from the forward pass
     unet.save(tmp_path / "model.keras")  # the saved layer is efficientnet's plain swish
-    reloaded = M.load_model(tmp_path / "model.keras", compile=False)
+    reloaded = M.load_model(tmp_path / "model.keras")
     assert not any(layer.call is speedups.memory_efficient_swish for layer in speedups.nested_layers(reloaded))
 
 
@@ -125,6 +126,11 @@ def test_fused_adam_is_one_op_per_variable_in_the_training_graph(unet):
 def test_each_check_passes_on_the_pinned_stack_and_fails_when_the_result_differs(name, monkeypatch):
     """The checks can fail: the same check with the speed-up computing something else raises."""
     speedups.SPEEDUPS[name][1]()  # passes as it is
+    try:  # also under mixed precision, as on a GPU, where the notebook sets the policy before building
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        speedups.SPEEDUPS[name][1]()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     wrong = {
         "fused_batch_norm": ("fused_batch_norm_call", lambda layer: lambda inputs, **kwargs: inputs * 1.01),
         "memory_efficient_swish": ("memory_efficient_swish", lambda x: x * tf.sigmoid(1.01 * x)),
@@ -148,10 +154,13 @@ def all_checks_failing(monkeypatch):
 
 
 def test_a_failing_speedup_switches_itself_off_with_one_line_and_training_still_works(all_checks_failing):
+    from efficientnet import inject_tfkeras_modules
+    from efficientnet.model import get_swish
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        built, _ = M.build_model(32, 32, encoder_weights=None)
-        M.compile_model(built, 1e-3, loss="bce_jaccard")
+        built, _ = M.build_model(recipe_at(32, 32), None)
+        M.compile_model(built, 1e-3, "bce_jaccard")
     notices = [str(w.message) for w in caught if issubclass(w.category, speedups.SpeedupOffWarning)]
     assert len(notices) == 3 and all("\n" not in notice for notice in notices)
     assert "TensorFlow's fused BatchNorm kernel is off with Keras" in notices[0]
@@ -160,7 +169,15 @@ def test_a_failing_speedup_switches_itself_off_with_one_line_and_training_still_
     assert not any(getattr(layer.call, "__name__", "") == "fused_call" for layer in layers)
     assert not any(layer.call is speedups.memory_efficient_swish for layer in layers)
     assert type(built.optimizer) is keras.optimizers.Adam
+    # A training step on a small network of the same layers, as they now are: Keras' own.
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation(inject_tfkeras_modules(get_swish)())(x)
+    small = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
+    assert speedups.speed_up_layers(small) == {"fused_batch_norm": 0, "memory_efficient_swish": 0}
+    M.compile_model(small, 1e-3, "bce_jaccard")
     rng = np.random.default_rng(0)
-    loss = built.train_on_batch(rng.random((2, 32, 32, 3), dtype=np.float32),
-                                (rng.random((2, 32, 32, 1)) > 0.5).astype("float32"))
-    assert np.isfinite(loss).all()
+    loss = small.train_on_batch(rng.random((2, 16, 16, 3), dtype=np.float32),
+                                (rng.random((2, 16, 16, 1)) > 0.5).astype("float32"))
+    assert np.isfinite(loss).all() and int(small.optimizer.iterations) == 1
