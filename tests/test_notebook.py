@@ -153,9 +153,10 @@ def test_notebook_model_cell_builds_and_compiles_what_build_model_does(recipe, t
     assert notebook_model.get_compile_config()["metrics"] == built.get_compile_config()["metrics"]
     assert notebook_model.loss is built.loss
     schedule = notebook_model.optimizer._learning_rate
-    if recipe.lr_schedule == "cosine":  # warm-up to the recipe's rate, then down to a thousandth over all steps
+    if recipe.lr_schedule == "cosine":  # from a thousandth up to the recipe's rate, then down to a thousandth
         rates = [float(schedule(step)) for step in range(101)]
-        assert rates[0] == 0 and rates[3] == pytest.approx(recipe.learning_rate)  # 3 % of the steps
+        assert rates[0] == pytest.approx(recipe.learning_rate * 1e-3)
+        assert rates[0] < rates[1] < rates[2] < rates[3] == pytest.approx(recipe.learning_rate)  # 3 % of the steps
         assert rates[3:] == sorted(rates[3:], reverse=True) and rates[100] == pytest.approx(recipe.learning_rate * 1e-3)
     else:
         assert float(notebook_model.optimizer.learning_rate) == pytest.approx(recipe.learning_rate)
