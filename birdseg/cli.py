@@ -116,7 +116,7 @@ def cmd_evaluate(args):
                                           tta=args.tta, tiles=args.tiles)
         out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
-        save_figure(figures.sweep_figure(metrics), out / "threshold_sweep.png")
+        save_figure(figures.sweep_figure(metrics, args.split), out / "threshold_sweep.png")
         worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]
         save_figure(prediction_grid(figures.figure_rows(model, pairs, worst, args.threshold, args.tta),
                                     title=f"Worst {len(worst)} images by IoU"), out / "worst.png")

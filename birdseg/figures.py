@@ -7,6 +7,7 @@ from birdseg import display, plots
 from birdseg.data import read_image
 from birdseg.defaults import THRESHOLD, TTA
 from birdseg.devices import is_chief
+from birdseg.model import score_caption
 from birdseg.evaluate import best_threshold
 from birdseg.files import atomic_path, save_figure
 from birdseg.predict import predict_pairs
@@ -20,27 +21,27 @@ def figure_rows(model, pairs, entries, threshold=THRESHOLD, tta=TTA):
     names = list(dict.fromkeys(entry["image"] for entry in entries))
     predicted = {Path(pair[0]).name: (image, truth, prob > threshold)
                  for pair, image, truth, prob in predict_pairs(model, [by_name[name] for name in names], tta=tta)}
-    return [
-        dict(zip(("image", "true", "pred"), predicted[entry["image"]]),
-             caption=f"{entry['image']}  IoU {entry['iou']:.3f}")
-        for entry in entries
-    ]
+    return [dict(zip(("image", "true", "pred"), predicted[entry["image"]]),
+                 caption=f"{entry['image']}  {score_caption(*predicted[entry['image']][1:])}") for entry in entries]
 
 
-def sweep_figure(metrics):
-    """IoU and F1 against the threshold, with the best-IoU threshold marked."""
+def sweep_figure(metrics, split="test"):
+    """IoU and F1 against the threshold on `split`, with the threshold in use and the best-IoU one marked."""
     sweep = metrics["sweep"]
-    return plots.plot_threshold_sweep(sweep["thresholds"], sweep["iou"], sweep["f1"], best_threshold(metrics)[0])
+    title = (f"Threshold sweep on the {split} set ({metrics['images']} images): a diagnostic, chosen on this set, "
+             "not a score")
+    return plots.plot_threshold_sweep(sweep["thresholds"], sweep["iou"], sweep["f1"], best_threshold(metrics)[0],
+                                      metrics["threshold"], title=title)
 
 
-def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery_size=12):
+def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery_size=12, ended=None):
     """Save history.png, overlays.png (first `gallery_size` test images), resultbirds-up.png (best
     `count` by IoU), resultbirds-bottom.png (worst `count`) and threshold_sweep.png into `out_dir`;
     return the figures by name for inline display. Masks are predicted as the metrics were (their threshold and
     test-time augmentation)."""
     figures = {}
     if history:
-        figures["history.png"] = plots.plot_history(history)
+        figures["history.png"] = plots.plot_history(history, ended=ended)
     per_image, threshold, tta = metrics["per_image"], metrics["threshold"], metrics.get("tta", "none")
     ranked = sorted(per_image, key=lambda entry: entry["iou"], reverse=True)
     gallery, best, worst = per_image[:gallery_size], ranked[:count], ranked[::-1][:count]
@@ -58,10 +59,14 @@ def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery
     return figures
 
 
+RECORDS = ("config.json", "metrics.json", "history.csv")  # published with the figures: the numbers they show
+
+
 def publish_figures(run_dir, examples_dir):
     """Copy a run's figures into `examples_dir`: the evaluation figures and the last epoch's
-    `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all). Temporary
-    files of an interrupted write (dot-files) are never published. In a cluster only the chief publishes."""
+    `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all), with the run's
+    RECORDS, so the README's numbers can be checked against them. Temporary files of an interrupted write
+    (dot-files) are never published. In a cluster only the chief publishes."""
     if not examples_dir or not is_chief():
         return []
     examples_dir = Path(examples_dir)
@@ -69,6 +74,7 @@ def publish_figures(run_dir, examples_dir):
     for stale in examples_dir.glob("results_epoch_*.png"):
         stale.unlink()
     figures = [path for path in Path(run_dir).glob("*.png") if not path.name.startswith(".")]
+    figures += [Path(run_dir) / name for name in RECORDS if (Path(run_dir) / name).is_file()]
     epochs = [path for path in figures if path.name.startswith("results_epoch_")]
     if epochs:
         last = max(epochs, key=lambda path: int(path.stem.rsplit("_", 1)[1]))

@@ -48,6 +48,7 @@ class ResumableRun:
     def __init__(self, run_dir, callbacks, epochs, seed, keep_checkpoint=False):
         self.run_dir, self.epochs = Path(run_dir), epochs
         self.keep_checkpoint, self.finished = keep_checkpoint, False
+        self.ended = None  # why training ended, for people (the history figure), once it has
 
         def find(kind):
             return next((callback for callback in callbacks if isinstance(callback, kind)), None)
@@ -75,6 +76,7 @@ class ResumableRun:
             print(f"{self.run_dir}: this run already finished ({finished['reason']}, after epoch {state['epoch']}); "
                   "nothing to train. Give a larger EPOCHS or MAX_TRAINING_MINUTES to extend it.")
             self.checkpoint.history, self.finished = state["history"], True
+            self.ended = ended_text(finished["reason"], int(state["epoch"]), finished)
             return int(state["epoch"])
         initial_epoch = resume_from_checkpoint(model, self.run_dir, self.checkpoint, state)
         if self.budget is not None:
@@ -101,16 +103,24 @@ class ResumableRun:
                               self.keep_checkpoint)
             self.finished = True
             trained = len(self.checkpoint.history.get("loss", []))
-            why = (f"the time budget of {self.max_minutes:g} minutes (MAX_TRAINING_MINUTES) ran out"
-                   if reason == "time budget" else
-                   f"early stopping after {self.early_stop.patience} epochs without a better validation IoU"
-                   if reason == "early stopping" else "all epochs done")
+            self.ended = ended_text(reason, trained, {"max_minutes": self.max_minutes, "epochs": self.epochs},
+                                    self.early_stop.patience if self.early_stop else None)
             kept = f"; the model kept is epoch {self.best.best_epoch}'s" if self.best and self.best.best_epoch else ""
-            print(f"Training ended after epoch {trained} of {self.epochs}: {why}{kept}.")
+            print(f"Training ended after epoch {trained} of {self.epochs}: {self.ended}{kept}.")
         weights = best_weights(self.run_dir)
         if weights is not None:
             model.set_weights(weights)
         return self.checkpoint.history
+
+
+def ended_text(reason, trained, settings, patience=None):
+    """Why training ended, for people: "all 10 epochs", "early stopping (5 epochs without a better validation IoU)",
+    "the time budget of 17 minutes (MAX_TRAINING_MINUTES) ran out"."""
+    if reason == "time budget":
+        return f"the time budget of {settings['max_minutes']:g} minutes (MAX_TRAINING_MINUTES) ran out"
+    if reason == "early stopping":
+        return "early stopping" + (f" ({patience} epochs without a better validation IoU)" if patience else "")
+    return f"all {trained} epochs" if trained == settings["epochs"] else f"all epochs ({trained})"
 
 
 def extends(finished, epochs, max_minutes):

@@ -192,7 +192,7 @@ def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     assert re.search(r"EPOCHS\s+3\s+given \(recipe: \d+\)", text) and re.search(r"LEARNING_RATE\s+0\.001\n", text)
     assert "encoder weights: random" in text
     assert re.search(r"Training 3 epoch\(s\) of 4 steps at [\d.]+ s per step: about [\d.]+ minutes", text)
-    assert "Training ended after epoch 3 of 3: all epochs done" in text
+    assert "Training ended after epoch 3 of 3: all 3 epochs" in text
     # One prediction figure per epoch, shown in the training cell as it ran, and saved.
     assert len(cell_images(out, "model.fit(")) == TINY["EPOCHS"]
     assert sorted(p.name for p in run_dir.glob("results_epoch_*.png")) == [f"results_epoch_{i}.png" for i in (1, 2, 3)]

@@ -188,7 +188,7 @@ def test_finished_run_says_so_and_trains_no_more(tmp_path, tiny_dataset, capsys)
     _, history = fit(tmp_path, tiny_dataset, epochs=2)
     state = read_json(tmp_path / "checkpoint" / "state.json")
     assert state["finished"] == {"reason": "all epochs", "epochs": 2, "max_minutes": None}
-    assert "Training ended after epoch 2 of 2: all epochs done; the model kept is epoch" in capsys.readouterr().out
+    assert "Training ended after epoch 2 of 2: all 2 epochs; the model kept is epoch" in capsys.readouterr().out
     assert not list((tmp_path / "checkpoint").glob("*.h5")), "a finished run keeps no 215 MB checkpoint by default"
     _, again = fit(tmp_path, tiny_dataset, epochs=2)
     assert "this run already finished (all epochs, after epoch 2)" in capsys.readouterr().out
