@@ -18,6 +18,7 @@ from birdseg.defaults import (
     TTA,
     TTA_VIEWS,
 )
+from birdseg.randomised import STYLES
 from birdseg.synthetic import DEFAULT_COUNTS, DEFAULT_SEED
 
 
@@ -25,11 +26,13 @@ def cmd_make_synthetic(args):
     from birdseg import synthetic
 
     counts = {"train": args.train, "val": args.val, "test": args.test}
+    sample = STYLES[args.style]
     if args.zip:
-        path = synthetic.write_zip(Path(args.out).with_suffix(".zip"), counts, args.seed, top=Path(args.out).name)
+        path = synthetic.write_zip(Path(args.out).with_suffix(".zip"), counts, args.seed, top=Path(args.out).name,
+                                   sample=sample)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sum(counts.values())} synthetic images)")
     else:
-        count = synthetic.write_dataset(args.out, counts, args.seed)
+        count = synthetic.write_dataset(args.out, counts, args.seed, sample=sample)
         print(f"wrote {args.out}/ ({count} synthetic images)")
     return 0
 
@@ -177,6 +180,9 @@ def build_parser():
     p.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
     p.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
     p.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
+    p.add_argument("--style", choices=list(STYLES), default="sky",
+                   help="sky: flat-coloured birds over skies (the embedded data); randomised: textured birds in "
+                        "every pose over randomised scenes with distractors (domain randomisation)")
     p.set_defaults(run=cmd_make_synthetic)
 
     p = commands.add_parser(

@@ -1,6 +1,6 @@
 """Export a trained model for deployment, and check that the export predicts what the Keras model does.
 
-Formats (with the pinned stack, see README "Export"):
+Formats (with the pinned stack, see docs/cli.md, "Export"):
 - savedmodel: TensorFlow SavedModel (TF Serving, TF.js converter, TFLite converter input).
 - tflite: TensorFlow Lite flatbuffer, float32, for mobile and edge devices.
 - onnx: ONNX via tf2onnx, for onnxruntime and other runtimes; needs `pip install -r requirements-export.txt`.

@@ -34,7 +34,7 @@ BOUND_TO_TENSORFLOW = ("keras", "tensorboard", "numpy", "h5py", "protobuf", "ml-
 JUPYTER_FRONT_END = ("notebook", "jupyterlab")
 JUPYTER_KERNEL_SIDE = ("jupyter-server", "ipykernel", "ipywidgets", "nbformat")
 # (oldest, newest) minor versions the notebook is tested with: the newest are requirements.txt's pins, the oldest
-# pair is what tests/test_hosted.py installs. The README's "hosted notebooks" section states the same range.
+# pair is what tests/test_hosted.py installs. docs/hosted.md and the README state the same range.
 SUPPORTED = {"tensorflow": ((2, 19), (2, 21)), "keras": ((3, 10), (3, 15))}
 
 

@@ -38,8 +38,8 @@ BIRD_COLOURS = {  # (body, wing, wing tip)
 }
 SUPERSAMPLE = 4
 SYNTHETIC_NOTE = (
-    "SYNTHETIC DATA. Every image here was drawn by birdseg/synthetic.py (seed {seed}); none is a photo.\n"
-    "Regenerate: python -m birdseg_utils make-synthetic --out birds_splitted --zip\n"
+    "SYNTHETIC DATA. Every image here was drawn by {generator} (seed {seed}); none is a photo.\n"
+    "Regenerate: python -m birdseg_utils make-synthetic --out birds_splitted --zip{style}\n"
 )
 
 
@@ -204,15 +204,19 @@ def synthetic_sample(rng, resolution=None):
 # ---------------------------------------------------------------- writing the dataset
 
 
-def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds_splitted"):
-    """Yield (archive path, bytes) of every file of the dataset, in a fixed order."""
+def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds_splitted", sample=None):
+    """Yield (archive path, bytes) of every file of the dataset, in a fixed order. `sample(rng, resolution)` draws
+    one pair: `synthetic_sample` (the default) or another generator such as `randomised.randomised_sample`."""
     counts = counts or DEFAULT_COUNTS
-    yield f"{top}/SYNTHETIC.txt", SYNTHETIC_NOTE.format(seed=seed).encode()
+    sample = sample or synthetic_sample
+    generator = sample.__module__.replace(".", "/") + ".py"
+    style = "" if sample is synthetic_sample else f" --style {sample.__name__.removesuffix('_sample')}"
+    yield f"{top}/SYNTHETIC.txt", SYNTHETIC_NOTE.format(generator=generator, seed=seed, style=style).encode()
     for split_index, (split, count) in enumerate(counts.items()):
         for index in range(count):
             rng = np.random.default_rng([seed, split_index, index])
             resolution = resolutions[index % len(resolutions)] if resolutions else None
-            image, mask = synthetic_sample(rng, resolution)
+            image, mask = sample(rng, resolution)
             stem = f"{split}_{index:04d}"
             yield f"{top}/{split}/images/{stem}.jpg", encode(image, "JPEG", quality=90)
             yield f"{top}/{split}/mask/{stem}.png", encode(mask, "PNG")
@@ -225,7 +229,7 @@ def encode(array, image_format, **options):
     return buffer.getvalue()
 
 
-def write_dataset(out_dir, counts=None, seed=DEFAULT_SEED, resolutions=None):
+def write_dataset(out_dir, counts=None, seed=DEFAULT_SEED, resolutions=None, sample=None):
     """Write the dataset as a folder `out_dir` (its name is the top folder). Returns the number of images."""
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -233,7 +237,7 @@ def write_dataset(out_dir, counts=None, seed=DEFAULT_SEED, resolutions=None):
     staging = out_dir.with_name(f".tmp-{out_dir.name}")
     shutil.rmtree(staging, ignore_errors=True)  # left over from an interrupted build
     images = 0
-    for name, data in dataset_members(counts, seed, resolutions, top=staging.name):
+    for name, data in dataset_members(counts, seed, resolutions, top=staging.name, sample=sample):
         path = out_dir.parent / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -242,10 +246,10 @@ def write_dataset(out_dir, counts=None, seed=DEFAULT_SEED, resolutions=None):
     return images
 
 
-def write_zip(zip_path, counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds_splitted"):
+def write_zip(zip_path, counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds_splitted", sample=None):
     """Write the dataset as a zip, byte-identical for the same seed (fixed timestamps and order)."""
     with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
-        for name, data in dataset_members(counts, seed, resolutions, top=top):
+        for name, data in dataset_members(counts, seed, resolutions, top=top, sample=sample):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED if name.endswith(".jpg") else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

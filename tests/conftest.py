@@ -22,6 +22,13 @@ TINY_COUNTS = {"train": 8, "val": 2, "test": 3}
 ODD_RESOLUTIONS = ((97, 61), (130, 90), (75, 113))  # odd sizes and aspect ratios: resizing must cope
 
 
+def cli(*args):
+    """`python -m birdseg_utils ARGS...` in this process; returns its exit code."""
+    from birdseg.cli import main
+
+    return main([str(a) for a in args])
+
+
 def recipe_at(height, width, **fields):
     """The pretrained recipe's network (the encoder's own BatchNorm momentum and stochastic depth) at another size."""
     return PRETRAINED.override(image_height=height, image_width=width, **fields)

@@ -5,11 +5,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import sky_with_bird
+from conftest import cli, sky_with_bird
 from PIL import Image
 
 from birdseg import dataset_tools
-from birdseg.cli import main
 from birdseg.data import DatasetError, find_pairs, read_mask
 
 
@@ -49,10 +48,6 @@ def make_folders(root, count=10, clips=("alpha", "beta-x", "gamma")):
                 save(root / "masks" / f"{stem}.png", soft)
             i += 1
     return root
-
-
-def cli(*args):
-    return main([str(a) for a in args])
 
 
 # ---------------------------------------------------------------- folders
