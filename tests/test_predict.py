@@ -140,30 +140,45 @@ def test_tiles_cover_every_pixel_overlapping_and_end_flush():
         assert all(b - a <= tile * (1 - predict.TILE_OVERLAP) + 1 for a, b in zip(starts, starts[1:]))
 
 
-def test_a_small_bird_in_a_photo_of_thousands_of_pixels_keeps_its_pixels():
+def test_a_small_bird_in_a_photo_of_thousands_of_pixels_keeps_its_pixels_with_tiles_on():
     photo = np.full((2400, 3600, 3), 40, np.uint8)
     photo[1200:1212, 1800:1812] = (250, 40, 40)  # a 12x12 bird: 0.3 pixels a side once the photo is resized to 64x96
     model = RedModel()
-    tiled = predict.predict_probabilities(model, [photo], tta="none")[0]  # "auto": 37 times the model's input
+    tiled = predict.predict_probabilities(model, [photo], tta="none", tiles="on")[0]  # at the photo's own scale
     assert tiled.shape == (2400, 3600) and model.tiles > 1000
     np.testing.assert_allclose(tiled, photo[..., 0] / 255.0, atol=1e-5)  # blended tiles: the red channel exactly
-    mask = predict.predict_image(model, photo, tta="none")
+    mask = predict.predict_image(model, photo, tta="none", tiles="on")
     assert mask[1200:1212, 1800:1812].all() and mask.sum() == 144
     whole = predict.predict_image(RedModel(), photo, tta="none", tiles="off")
     assert whole[1200:1212, 1800:1812].sum() == 0  # resized down as a whole, the bird is gone
 
 
-def test_tiles_auto_from_twice_the_input_and_beyond_the_largest_side_scaled_down(monkeypatch):
+def test_tiles_auto_from_twice_the_input_at_twice_the_detail_of_a_whole_resize():
     model = RedModel()
     assert not predict.wants_tiles(np.zeros((127, 191, 3), np.uint8), model)
     assert predict.wants_tiles(np.zeros((128, 100, 3), np.uint8), model)
     assert predict.wants_tiles(np.zeros((10, 10, 3), np.uint8), model, "on")
     with pytest.raises(ValueError, match="tiles='sometimes': expected 'auto', 'on', 'off'"):
         predict.wants_tiles(np.zeros((10, 10, 3), np.uint8), model, "sometimes")
+    # 37 times the model's input: "auto" works at 128x192 (twice 64x96), 3x3 overlapping tiles
+    photo = np.full((2400, 3600, 3), 40, np.uint8)
+    photo[:, 1800:] = 200
+    assert predict.tile_scale(photo, model, "auto") == pytest.approx(2 * 64 / 2400)
+    probability = predict.predict_probabilities(model, [photo], tta="none")[0]
+    assert model.tiles == 9 and probability.shape == (2400, 3600)
+    assert probability[:, :1700].max() < 0.2 and probability[:, 1900:].min() > 0.75
+    # at most the photo's own scale; "on" scales down only beyond TILE_MAX_SIDE
+    assert predict.tile_scale(np.zeros((120, 180, 3), np.uint8), model, "auto") == 1.0
+    assert predict.tile_scale(photo, model, "on") == 1.0
+
+
+def test_tiles_on_beyond_the_largest_side_scaled_down(monkeypatch):
     monkeypatch.setattr(predict, "TILE_MAX_SIDE", 400)
+    model = RedModel()
     photo = np.zeros((300, 1000, 3), np.uint8)
     photo[:, 500:] = 200
-    probability = predict.predict_tiled(model, photo, tta="none")
+    assert predict.tile_scale(photo, model, "on") == 0.4
+    probability = predict.predict_probabilities(model, [photo], tta="none", tiles="on")[0]
     assert probability.shape == (300, 1000)
     assert probability[:, :480].max() < 0.05 and probability[:, 520:].min() > 0.75  # scaled to 120x400 and back
 
