@@ -9,6 +9,12 @@ encoder; any notebook parameter can be given, e.g. `--set IMAGE_HEIGHT=256 --set
 covers the training of all folds, split evenly (the notebook's MAX_TRAINING_MINUTES per fold). Two baselines
 show what the model adds: all background, and Otsu's threshold on brightness (polarity chosen on validation).
 Each fold's result is written to the JSON file as soon as it exists, so an interrupted run keeps them.
+
+    python benchmarks/real_birds.py --score-model runs/<run> --out benchmarks/real_birds_default_model.json
+
+scores a model trained elsewhere (e.g. the documented default run's, which saw drawn birds only) on every clip,
+with no training and nothing chosen on the real frames: the model's own threshold, Otsu's polarity chosen on the
+other clips.
 Data: ../shared/data/davis-birds (never copied).
 """
 import argparse
@@ -110,6 +116,35 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
     return test_metrics, threshold, seconds, weights_used
 
 
+def score_model(model_path, clips, out):
+    """Every clip scored by one trained model; returns the result written to `out`."""
+    import numpy as np
+
+    from birdseg import evaluate, runs
+    from birdseg.files import write_json
+    from birdseg.model import load_model
+
+    model = load_model(model_path)
+    config = Path(model_path) / "config.json"
+    result = {"protocol": "a trained model scored on each DAVIS 2016 bird clip at original resolution, its own "
+                          "threshold; Otsu's polarity chosen on the other clips",
+              "command": "python benchmarks/real_birds.py " + " ".join(sys.argv[1:]),
+              "model": str(model_path), "config": runs.read_json(config) if config.is_file() else None, "clips": []}
+    for clip, pairs in sorted(clips.items()):
+        others = [pair for name, other in clips.items() if name != clip for pair in other]
+        metrics = evaluate.evaluate_pairs(model, pairs, progress=False)
+        result["clips"].append({"clip": clip, "frames": len(pairs), "threshold": metrics["threshold"],
+                                **{k: metrics[k] for k in ("iou", "f1", "precision", "recall")},
+                                "otsu": otsu_baseline(others, pairs), "background": background_baseline(pairs)})
+        print(f"{clip}: IoU {metrics['iou']:.3f} precision {metrics['precision']:.3f} recall {metrics['recall']:.3f} "
+              f"(Otsu {result['clips'][-1]['otsu']['iou']:.3f})", flush=True)
+    result.update(mean_iou=float(np.mean([c["iou"] for c in result["clips"]])),
+                  mean_otsu_iou=float(np.mean([c["otsu"]["iou"] for c in result["clips"]])))
+    write_json(out, result)
+    print(f"mean IoU {result['mean_iou']:.3f} (Otsu {result['mean_otsu_iou']:.3f})")
+    return result
+
+
 def parse_settings(pairs):
     """--set NAME=VALUE pairs, values as Python literals (None, 0.9, 256, 'cosine')."""
     settings = {}
@@ -145,6 +180,8 @@ def main():
     parser.add_argument("--init-model", default=None,
                         help="start every fold from this trained model (.keras or run folder), e.g. one trained on "
                              "the synthetic birds by the notebook")
+    parser.add_argument("--score-model", help="no training: score this trained model (run folder or .keras) on "
+                                              "every clip")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_birds.json"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "real_birds"), help="folder for the fold runs")
     args = parser.parse_args()
@@ -159,6 +196,9 @@ def main():
     samples = samples_from_folders(data_dir / "images", data_dir / "masks", r"^(.+)_\d+$")
     pairs = [(data_dir / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
     clips = clips_of(pairs)
+    if args.score_model:
+        score_model(args.score_model, clips, args.out)
+        return 0
     minutes = args.budget_minutes / len(clips)
     result = {
         "protocol": "leave-one-clip-out on DAVIS 2016 bird clips; val = last 15% of frames of each training clip; "

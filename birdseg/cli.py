@@ -165,8 +165,9 @@ def add_prediction_options(parser):
     parser.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
                         help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
     parser.add_argument("--tiles", choices=TILE_CHOICES, default=TILES,
-                        help="predict large photos in overlapping tiles at their own scale; auto: when a side is at "
-                             "least twice the model's input (default: %(default)s)")
+                        help="predict large photos in overlapping tiles. auto: when a side is at least twice the "
+                             "model's input, at twice the detail of a whole-photo resize; on: every photo, at its own "
+                             "scale (small birds in very large photos) (default: %(default)s)")
 
 
 def build_parser():
