@@ -15,22 +15,17 @@ Checks (each is true or false in the JSON, with its numbers):
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import timed  # noqa: E402  (median seconds after warm-up, first step)
 
 
 def median_seconds(step, warmup, repeats):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return timed(step, warmup, repeats)[0]
 
 
 def build(recipe, jit_compile):

@@ -1,4 +1,5 @@
-"""Peak memory and time of predicting one large photo in tiles (the default, "auto") and resized as a whole.
+"""Peak memory and time of predicting one large photo in tiles ("auto", the default, and "on", at its own scale)
+and resized as a whole.
 
     python benchmarks/large_photo.py --megapixels 50          # prints one JSON line per mode
 
@@ -54,12 +55,12 @@ def measure(megapixels, tiles):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, default=50)
-    parser.add_argument("--mode", choices=("auto", "off"), help=argparse.SUPPRESS)  # one measurement, in-process
+    parser.add_argument("--mode", choices=("auto", "on", "off"), help=argparse.SUPPRESS)  # one measurement, in-process
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(measure(args.megapixels, args.mode)))
         return 0
-    for mode in ("auto", "off"):
+    for mode in ("auto", "on", "off"):
         subprocess.run([sys.executable, __file__, "--megapixels", str(args.megapixels), "--mode", mode], check=True)
     return 0
 
