@@ -77,7 +77,7 @@ def main():
     }
     result["mixed_precision"]["ok"] = (conv.compute_dtype == "float16" and str(model.output.dtype) == "float32"
                                        and result["mixed_precision"]["loss_scale_optimizer"]
-                                       and moved == len(before) and int(model.optimizer.iterations) == 1)
+                                       and moved == len(before) and result["mixed_precision"]["steps"] == 1)
     set_precision(False)
 
     # XLA on and off, float32, the same weights.
