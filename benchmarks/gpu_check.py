@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import timed  # noqa: E402  (median seconds after warm-up, first step)
+from bench import timed  # median seconds after warm-up, first step
 
 
 def median_seconds(step, warmup, repeats):

@@ -29,6 +29,24 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "davis-birds"
 VAL_FRACTION = 0.15  # last frames of each training clip
 
 
+def real_pairs(data_dir):
+    """(image, mask) paths of every frame in a folder of images/ and masks/ (<clip>_<frame> stems), in order."""
+    from birdseg.dataset_tools import samples_from_folders
+
+    data_dir = Path(data_dir)
+    samples = samples_from_folders(data_dir / "images", data_dir / "masks", r"^(.+)_\d+$")
+    return [(data_dir / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
+
+
+def notebook_command(out_notebook, parameters):
+    """papermill running the notebook headless from the repository root with `parameters` (None as None)."""
+    command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"), str(out_notebook),
+               "--cwd", str(ROOT)]
+    for name, value in parameters.items():
+        command += ["-p", name, "None" if value is None else str(value)]
+    return command
+
+
 def clips_of(pairs):
     clips = {}
     for image_path, mask_path in pairs:
@@ -99,13 +117,9 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
         parameters = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(run_root), "SEED": args.seed, "EXAMPLES_DIR": None,
                       "ENCODER_WEIGHTS": args.encoder_weights, "INIT_MODEL": args.init_model,
                       "MAX_TRAINING_MINUTES": minutes, **settings}
-        command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
-                   str(run_root / "out.ipynb"), "--cwd", str(ROOT)]
-        for name, value in parameters.items():
-            command += ["-p", name, "None" if value is None else str(value)]
         run_root.mkdir(parents=True, exist_ok=True)
         before = set(run_root.iterdir())
-        subprocess.run(command, check=True)
+        subprocess.run(notebook_command(run_root / "out.ipynb", parameters), check=True)
         (run_dir,) = [path for path in run_root.iterdir() if path not in before and path.is_dir()]
         seconds = sum(runs.load_history(run_dir)["epoch_seconds"])
         model = load_model(run_dir)
@@ -188,14 +202,10 @@ def main():
 
     import numpy as np
 
-    from birdseg.dataset_tools import samples_from_folders
     from birdseg.files import write_json
 
     settings = parse_settings(args.set)
-    data_dir = Path(args.data)
-    samples = samples_from_folders(data_dir / "images", data_dir / "masks", r"^(.+)_\d+$")
-    pairs = [(data_dir / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
-    clips = clips_of(pairs)
+    clips = clips_of(real_pairs(args.data))
     if args.score_model:
         score_model(args.score_model, clips, args.out)
         return 0

@@ -32,11 +32,10 @@ def main():
     parser.add_argument("--out", help="JSON file (default: <work>/<style>_<time>.json)")
     args = parser.parse_args()
 
-    from real_birds import clips_of, parse_settings, score_model
+    from real_birds import clips_of, notebook_command, parse_settings, real_pairs, score_model
 
     from birdseg import evaluate, synthetic
     from birdseg.data import ensure_dataset, find_pairs
-    from birdseg.dataset_tools import samples_from_folders
     from birdseg.files import read_json, write_json
     from birdseg.model import load_model
     from birdseg.randomised import STYLES
@@ -51,19 +50,12 @@ def main():
     settings = parse_settings(args.set)
     parameters = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(work / "runs"), "SEED": args.seed,
                   "EXAMPLES_DIR": None, **settings}
-    command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"), str(work / "out.ipynb"),
-               "--cwd", str(ROOT)]
-    for name, value in parameters.items():
-        command += ["-p", name, "None" if value is None else str(value)]
     started = time.time()
-    subprocess.run(command, check=True)
+    subprocess.run(notebook_command(work / "out.ipynb", parameters), check=True)
     (run_dir,) = (work / "runs").iterdir()
 
-    real = Path(args.real)
-    samples = samples_from_folders(real / "images", real / "masks", r"^(.+)_\d+$")
-    pairs = [(real / "images" / s.image_name, Path(s.mask_source)) for s in sorted(samples, key=lambda s: s.stem)]
     out = Path(args.out or work.with_suffix(".json"))
-    result = score_model(run_dir, clips_of(pairs), out)
+    result = score_model(run_dir, clips_of(real_pairs(args.real)), out)
     model = load_model(run_dir)
     embedded = evaluate.evaluate_pairs(model, find_pairs(ensure_dataset(ROOT / "birds_splitted") / "test"), progress=False)
     own = read_json(run_dir / "metrics.json")

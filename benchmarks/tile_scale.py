@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from real_birds import real_pairs
 
 
 def probabilities(model, image, scale, tta):
@@ -55,16 +58,12 @@ def main():
     args = parser.parse_args()
 
     from birdseg.data import ensure_dataset, find_pairs
-    from birdseg.dataset_tools import samples_from_folders
     from birdseg.model import load_model
 
     model = load_model(args.model)
     sets = {f"{Path(args.data).name}/{args.split}": find_pairs(ensure_dataset(args.data) / args.split)}
-    real = Path(args.real)
-    if real.is_dir():
-        samples = samples_from_folders(real / "images", real / "masks", r"^(.+)_\d+$")
-        sets["davis-birds"] = [(real / "images" / s.image_name, Path(s.mask_source))
-                               for s in sorted(samples, key=lambda s: s.stem)]
+    if Path(args.real).is_dir():
+        sets["davis-birds"] = real_pairs(args.real)
     for name, pairs in sets.items():
         for scale in args.scales:
             print(json.dumps({"set": name, "images": len(pairs), "scale": scale, "tta": args.tta,

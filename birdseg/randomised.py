@@ -12,8 +12,18 @@ Deterministic from the seed; the masks are exact (the drawn bird pixels, minus w
 import cv2
 import numpy as np
 
-from birdseg.synthetic import (BIRD_COLOURS, RESOLUTIONS, SUPERSAMPLE, bird_layout, bird_polygons, ellipse,
-                               fractal_noise, motion_blur, sky_background, synthetic_sample)
+from birdseg.synthetic import (
+    BIRD_COLOURS,
+    RESOLUTIONS,
+    SUPERSAMPLE,
+    bird_layout,
+    bird_polygons,
+    ellipse,
+    fractal_noise,
+    motion_blur,
+    sky_background,
+    synthetic_sample,
+)
 
 BACKGROUNDS = ("sky", "grass", "water", "foliage", "rock", "built", "texture")
 POSES = ("flying", "perched", "standing", "swimming")
@@ -81,8 +91,7 @@ def draw_shape(image, cover, rng, fill, max_size, centre=None):
         end = (cx + rng.normal(0, size), cy + rng.normal(0, size))
         points = np.array([[cx, cy], end])
         thickness = int(rng.integers(1, max(2, int(size / 8))))
-        targets = [(image, fill.tolist())] + ([(cover, 1.0)] if cover is not None else [])
-        for target, value in targets:
+        for target, value in painted(image, cover, fill):
             cv2.polylines(target, [np.round(points).astype(np.int32)], False, value, thickness)
         return
     if kind == "ellipse":
@@ -92,6 +101,11 @@ def draw_shape(image, cover, rng, fill, max_size, centre=None):
         radii = size * rng.uniform(0.3, 1, len(angles))
         points = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
     fill_polygon(image, cover, rotate(points, rng.uniform(0, np.pi)) + (cx, cy), fill)
+
+
+def painted(image, cover, fill):
+    """(canvas, value) pairs a shape is drawn into: `image` in `fill`, and 1 on `cover` when there is one."""
+    return [(image, fill.tolist())] + ([(cover, 1.0)] if cover is not None else [])
 
 
 def rotate(points, angle):
@@ -265,7 +279,7 @@ def draw_textured_bird(image, mask, centre, length, pose, rng):
         blur = int(rng.integers(3, 10)) | 1
         canvas, alpha = motion_blur(canvas * alpha[..., None], blur, angle), motion_blur(alpha, blur, angle)
         canvas /= np.maximum(alpha, 1e-6)[..., None]
-    x0, y0 = int(round(centre[0] - size / 2)), int(round(centre[1] - size / 2))
+    x0, y0 = round(centre[0] - size / 2), round(centre[1] - size / 2)
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + size, width), min(y0 + size, height)
     if fx0 >= fx1 or fy0 >= fy1:
         return None
@@ -299,12 +313,12 @@ def draw_branch(image, cover, rng, through=None):
     points = start + steps * (np.cos(direction), np.sin(direction)) + rng.normal(0, span / 40, (8, 2))
     thickness = int(rng.integers(2, max(3, int(min(width, height) / 40))))
     fill = colour(rng, "bark")
-    for target, value in [(image, fill.tolist())] + ([(cover, 1.0)] if cover is not None else []):
+    for target, value in painted(image, cover, fill):
         cv2.polylines(target, [np.round(points).astype(np.int32)], False, value, thickness)
     for _ in range(int(rng.integers(0, 4))):
         start = points[rng.integers(8)]
         twig = start + rng.normal(0, span / 8, 2)
-        for target, value in [(image, fill.tolist())] + ([(cover, 1.0)] if cover is not None else []):
+        for target, value in painted(image, cover, fill):
             cv2.line(target, tuple(map(int, start)), tuple(map(int, twig)), value, max(1, thickness // 2))
 
 
@@ -321,9 +335,8 @@ def draw_distractor(image, cover, rng, kind):
         kite = np.array([[0, -size / 2], [size / 3, 0], [0, size / 2], [-size / 3, 0]])
         fill_polygon(image, cover, rotate(kite, angle) + centre, colour(rng))
         tail = centre + np.cumsum(rng.normal(0, size / 5, (6, 2)), axis=0)
-        cv2.polylines(image, [np.round(tail).astype(np.int32)], False, colour(rng).tolist(), 1)
-        if cover is not None:
-            cv2.polylines(cover, [np.round(tail).astype(np.int32)], False, 1.0, 1)
+        for target, value in painted(image, cover, colour(rng)):
+            cv2.polylines(target, [np.round(tail).astype(np.int32)], False, value, 1)
     elif kind == "plane":
         grey = np.full(3, rng.uniform(60, 240), np.float32)
         shapes = [np.array([[-size / 2, -size / 16], [size / 2, -size / 20], [size / 2 + size / 10, 0],
@@ -404,7 +417,7 @@ def randomised_sample(rng, resolution=None):
         if box is None:
             continue
         if pose == "swimming":  # under the water line: the water as it was, and the bird's reflection
-            below = min(int(round(centre[1] + length * rng.uniform(0.05, 0.15))), height)
+            below = min(round(centre[1] + length * rng.uniform(0.05, 0.15)), height)
             image[below:] = before[below:]
             bird_mask[below:] = False
             reflect_below(image, box, below, rng)

@@ -2,7 +2,6 @@
 same as the run it comes from."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
