@@ -1,5 +1,8 @@
-"""Shared fixtures: small synthetic datasets, the real DAVIS frames, and one tiny notebook run."""
+"""Shared fixtures: small synthetic datasets, the real DAVIS frames, and one tiny notebook run (made once per test
+session, also when pytest-xdist runs the suite in several worker processes)."""
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,12 +56,37 @@ def sky_with_bird(height=48, width=80, seed=0):
     return image.astype(np.uint8), (bird * 255).astype(np.uint8)
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, so that the workers sharing the suite finish together instead of one of them starting
+    a five-minute test at the end (a stable sort: the order is the same in every worker, as pytest-xdist needs)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def made_once(tmp_path_factory, name, make):
+    """The folder `name` that `make(folder)` fills, made once per test session: worker processes share the one made
+    by whichever needs it first (the others wait for it) in the session's common temporary folder."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = tmp_path_factory.mktemp(name, numbered=False)
+        make(folder)
+        return folder
+    common = tmp_path_factory.getbasetemp().parent  # the session's folder that holds each worker's own
+    folder, done = common / name, common / f"{name}.done"
+    with open(common / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # half-made by a worker whose `make` failed
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A small synthetic dataset in the birds_splitted layout, at odd source resolutions."""
-    root = tmp_path_factory.mktemp("data") / "birds_tiny"
-    synthetic.write_dataset(root, TINY_COUNTS, seed=11, resolutions=ODD_RESOLUTIONS)
-    return root
+    data = made_once(tmp_path_factory, "data", lambda folder: synthetic.write_dataset(
+        folder / "birds_tiny", TINY_COUNTS, seed=11, resolutions=ODD_RESOLUTIONS))
+    return data / "birds_tiny"
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +115,11 @@ def run_notebook(output_dir, data_dir, extra=None, timeout=900, python=sys.execu
 @pytest.fixture(scope="session")
 def notebook_run(tmp_path_factory, tiny_dataset):
     """One headless run of the notebook with tiny parameters; returns its output folder."""
-    out = tmp_path_factory.mktemp("notebook")
-    result = run_notebook(out, tiny_dataset)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return out
+    def run(out):
+        result = run_notebook(out, tiny_dataset)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    return made_once(tmp_path_factory, "notebook", run)
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,7 @@ def test_mixed_precision_keeps_float32_output():
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_mixed_precision_training_updates_every_weight():
     # Keras wraps the fused Adam in its loss-scale optimizer; the kernel must see the unscaled float32 gradients.
     try:

@@ -135,6 +135,7 @@ def test_model_names_are_distinct():
         evaluate.model_names(["runs/a", "runs/a"])
 
 
+@pytest.mark.slow
 def test_evaluate_cli_single_and_comparison(run_dir, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(run_dir), "--data", str(tiny_dataset), "--out", str(out), "--quiet",

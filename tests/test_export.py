@@ -12,6 +12,7 @@ from birdseg.cli import main
 ONNX_READY = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnx", "onnxruntime"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
 def test_export_matches_keras(trained_model, tmp_path, fmt):
     path = export.export_model(trained_model, tmp_path, fmt)
@@ -42,6 +43,7 @@ def test_reexport_replaces_the_earlier_export(small_model, tmp_path, monkeypatch
     assert export.parity(model, again, "tflite") < 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_export_of_a_model_loaded_from_its_run_folder_matches_keras(run_dir, trained_model, tmp_path, capsys):
     """As a user runs it: `export --model <run> --format onnx` (the run's model, loaded from its file)."""
     if not ONNX_READY:

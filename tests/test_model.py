@@ -90,6 +90,7 @@ def test_focal_loss_weighs_uncertain_pixels_more_than_confident_ones():
     assert focal[1] / focal[0] > 2 * bce[1] / bce[0]  # focal's (1 - p)^gamma factor widens the gap
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_in_fresh_process(unet, tmp_path):
     import subprocess
     import sys

@@ -209,6 +209,7 @@ def test_notebook_run_outputs(notebook_run, run_dir, trained_model):
     assert prediction.shape == (1, 64, 96, 1) and np.isfinite(prediction).all()
 
 
+@pytest.mark.slow
 @CPU_DETERMINISTIC
 def test_same_seed_same_history_and_metrics_and_your_photos_segmented(tmp_path, tiny_dataset, run_dir):
     """The default recipe at the tiny size, run again with the same seed: every metric of every epoch and every
@@ -255,6 +256,7 @@ def test_truncated_image_stops_before_training_naming_it(tmp_path, tiny_dataset)
     assert not list((tmp_path / "runs").glob("*/checkpoint")), "it stopped before training"
 
 
+@pytest.mark.slow
 def test_init_model_starts_from_a_trained_run(tmp_path, tiny_dataset, run_dir):
     result = run_notebook(tmp_path, tiny_dataset, {"INIT_MODEL": str(run_dir), "EPOCHS": 1, "MAX_IMAGES_PER_SPLIT": 2,
                                                   "ENCODER_WEIGHTS": "imagenet"})  # not used, so never fetched
@@ -276,15 +278,15 @@ def saving_now(runs):
     return [path for path in runs.glob("*/**/.tmp-*") if path.name.endswith((".keras", ".weights.h5"))]
 
 
+@pytest.mark.slow
 @CPU_DETERMINISTIC
-@pytest.mark.parametrize("moment", ["after the first checkpoint", "in the middle of saving a model",
-                                    "at a random moment of the second epoch"])
+@pytest.mark.parametrize("moment", ["in the middle of saving a model", "at a random moment of the second epoch"])
 def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir, moment):
     process = run_notebook(tmp_path, tiny_dataset, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = tmp_path / "runs"
     killed_dir = temporary = None
-    delay = random.uniform(0.0, 1.5)  # a new moment every run; printed for a failure's report
+    delay = random.uniform(0.0, 1.5)  # from right after the first checkpoint on; new every run, printed on failure
     deadline = time.time() + 600
     try:
         while time.time() < deadline and process.poll() is None:
