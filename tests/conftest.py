@@ -58,8 +58,9 @@ def sky_with_bird(height=48, width=80, seed=0):
 
 def pytest_collection_modifyitems(items):
     """The slow tests first, so that the workers sharing the suite finish together instead of one of them starting
-    a five-minute test at the end (a stable sort: the order is the same in every worker, as pytest-xdist needs)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    a five-minute test at the end; among them first those that do not wait for the shared notebook run, so that no
+    worker sits idle while another makes it. A stable sort: the order is the same in every worker, as xdist needs."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "notebook_run" in item.fixturenames))
 
 
 def made_once(tmp_path_factory, name, make):
