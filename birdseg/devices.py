@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from birdseg.model import gpu_available
+from birdseg.multi_worker import allow_multi_worker_fit
 
 
 def set_seed(seed, deterministic=None):
@@ -26,6 +27,7 @@ def distribution_strategy(devices=None):
     every visible GPU when there are several (or the given `devices`) with MirroredStrategy, else one device.
     Build and compile the model inside `strategy.scope()`; BATCH_SIZE is then the global batch."""
     if "TF_CONFIG" in os.environ:
+        allow_multi_worker_fit()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if devices or len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy(devices)

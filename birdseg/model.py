@@ -49,10 +49,17 @@ def configure_encoder(unet, bn_momentum, drop_connect_rate):
     training, each block drops its residual branch at this rate times the block's depth share (efficientnet counts
     B3's 26 blocks against B0's 16, so the deepest blocks reach 1.56 times it). It regularises long training; a
     short run from scratch underfits instead.
+
+    Called inside a distribution strategy's scope with several replicas (GPUs, machines), BatchNorm computes its
+    statistics over the global batch (`synchronized`), so that every replica keeps the same moving statistics and
+    the model is the one a single device would train with that batch; Keras' default keeps each replica's own.
     """
+    synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
     for layer in unet.layers:
-        if isinstance(layer, keras.layers.BatchNormalization) and bn_momentum is not None:
-            layer.momentum = float(bn_momentum)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized or layer.synchronized
+            if bn_momentum is not None:
+                layer.momentum = float(bn_momentum)
         if isinstance(layer, keras.layers.Dropout):
             # The encoder's only dropouts are its blocks' drop-connect; each keeps its depth share of the rate.
             layer.rate = layer.rate * float(drop_connect_rate) / ENCODER_DROP_CONNECT_RATE

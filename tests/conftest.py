@@ -3,6 +3,7 @@ session, also when pytest-xdist runs the suite in several worker processes)."""
 import fcntl
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,19 @@ def sky_with_bird(height=48, width=80, seed=0):
     bird = ((yy - cy) / 4) ** 2 + ((xx - cx) / 9) ** 2 <= 1
     image[bird] = 30
     return image.astype(np.uint8), (bird * 255).astype(np.uint8)
+
+
+def unused_ports(count):
+    """Ports free a moment ago (the servers that take them refuse to share a port, so none can be held open for
+    them: a test that loses the race retries with new ones)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def pytest_collection_modifyitems(items):

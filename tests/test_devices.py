@@ -1,7 +1,6 @@
 """GPU-only switches and multi-device training paths, exercised on the CPU so they cannot rot."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -9,7 +8,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, recipe_at
+from conftest import ROOT, recipe_at, unused_ports
 
 from birdseg import model as M
 
@@ -62,19 +61,6 @@ def test_multi_worker_strategy_from_tf_config(tiny_dataset):
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["strategy"] == "multi-worker" and all(np.isfinite(out["loss"]))
-
-
-def unused_ports(count):
-    """Ports free a moment ago (the servers that take them refuse to share a port, so none can be held open for
-    them: a test that loses the race retries with new ones)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def test_default_strategy_on_one_cpu():
