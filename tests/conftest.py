@@ -70,6 +70,12 @@ def unused_ports(count):
             sock.close()
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per usable CPU, plus one to fill the time others wait on a subprocess, a download or
+    the disk (xdist's own count takes physical cores, which is 1 on many 2-vCPU machines)."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(items):
     """The slow tests first, so that the workers sharing the suite finish together instead of one of them starting
     a five-minute test at the end; among them first those that do not wait for the shared notebook run, so that no
