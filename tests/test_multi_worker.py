@@ -51,7 +51,7 @@ AGAINST_KERAS_ON_TWO_REPLICAS = textwrap.dedent("""
 
 def test_replacements_compute_what_keras_does_where_its_own_code_works():
     result = subprocess.run([sys.executable, "-c", AGAINST_KERAS_ON_TWO_REPLICAS], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     keras_shapes, our_shapes = out["build_shapes"]
