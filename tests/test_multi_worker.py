@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import ROOT, run_notebook, unused_ports
 
 from birdseg import multi_worker
@@ -75,8 +76,6 @@ def test_replaced_once_and_only_for_several_workers():
         warnings.simplefilter("error")
         assert multi_worker.allow_multi_worker_fit() is True
     assert trainer.reduce_per_replica is replaced, "not wrapped twice"
-    import tensorflow as tf
-
     value = tf.constant([1.0, 3.0])  # one device: Keras' own reduction, untouched
     assert np.array_equal(replaced(value, tf.distribute.get_strategy(), "mean"), value)
 
