@@ -33,7 +33,7 @@ from birdseg.data import (
 from birdseg.dataset_tools import check_dataset
 from birdseg.devices import distribution_strategy, set_seed
 from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, save_metrics
-from birdseg.figures import evaluation_figures, publish_figures, show_overlays
+from birdseg.figures import FigureSamples, evaluation_figures, publish_figures, show_overlays
 from birdseg.files import read_json, save_figure, write_json
 from birdseg.model import (
     BACKBONE,
@@ -77,6 +77,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "EncoderWeightsError",
+    "FigureSamples",
     "FusedAdam",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

@@ -115,14 +115,14 @@ def cmd_evaluate(args):
     for model_path, name in zip(args.model, names):
         model = load_model(model_path)
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
+        worst = figures.FigureSamples(gallery_size=0, count=args.worst)
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet,
-                                          tta=args.tta, tiles=args.tiles)
+                                          tta=args.tta, tiles=args.tiles, on_image=worst.add)
         out = Path(args.out) / (name if len(args.model) > 1 else "")
         evaluate.save_metrics(out, metrics)
         save_figure(figures.sweep_figure(metrics, args.split), out / "threshold_sweep.png")
-        worst = sorted(metrics["per_image"], key=lambda entry: entry["iou"])[: args.worst]
-        save_figure(prediction_grid(figures.figure_rows(model, pairs, worst, args.threshold, args.tta),
-                                    title=f"Worst {len(worst)} images by IoU"), out / "worst.png")
+        save_figure(prediction_grid(worst.rows(worst.worst), title=f"Worst {len(worst.worst)} images by IoU"),
+                    out / "worst.png")
         print(f"{model_path}: {evaluate.format_metrics(metrics)}\n  -> {out}")
         rows.append((str(model_path), metrics))
     if len(rows) > 1:

@@ -19,12 +19,14 @@ SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
 
 def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, sweep=SWEEP_THRESHOLDS,
-                   progress=True, tta=TTA, tiles=TILES):
+                   progress=True, tta=TTA, tiles=TILES, on_image=None):
     """Metrics of `model` on (image_path, mask_path) pairs at original resolution.
 
     Returns {"threshold", "tta", "images", "iou", "f1", "precision", "recall" (dataset-level: pixels of all
     images pooled), "mean_image_iou", "mean_image_f1", "per_image": [...], "sweep": {...}}.
-    Streams the images: memory does not grow with the size of the split.
+    Streams the images: memory does not grow with the size of the split. `on_image(entry, image, true mask,
+    predicted mask)`, if given, sees each image as it is scored (`figures.FigureSamples.add` keeps what the figures
+    show, so nothing is predicted twice).
     """
     pairs = list(pairs)
     if not pairs:
@@ -33,18 +35,20 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     sweep_counts = np.zeros((len(thresholds), 3), dtype=np.int64)
     per_image = []
     bar = display.progress_bar(len(pairs), "evaluate", "img", enabled=progress)
-    for (image_path, _), _, truth, prob in predict_pairs(model, pairs, batch_size, tta, tiles):
+    for (image_path, _), image, truth, prob in predict_pairs(model, pairs, batch_size, tta, tiles):
         for row, t in enumerate(thresholds):
             sweep_counts[row] += confusion_counts(truth, prob > t)[:3]
-        tp, fp, fn, _ = confusion_counts(truth, prob > threshold)
-        per_image.append(
-            {
-                "image": Path(image_path).name,
-                **scores_from_counts(tp, fp, fn),
-                "true_fraction": float(truth.mean()),
-                "pred_fraction": float((prob > threshold).mean()),
-            }
-        )
+        predicted = prob > threshold
+        tp, fp, fn, _ = confusion_counts(truth, predicted)
+        entry = {
+            "image": Path(image_path).name,
+            **scores_from_counts(tp, fp, fn),
+            "true_fraction": float(truth.mean()),
+            "pred_fraction": float(predicted.mean()),
+        }
+        per_image.append(entry)
+        if on_image is not None:
+            on_image(entry, image, truth, predicted)
         bar.update(1)
     bar.close()
     main = sweep_counts[thresholds.index(threshold)]

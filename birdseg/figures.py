@@ -3,26 +3,56 @@ run's figures into `examples/`."""
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from birdseg import display, plots
 from birdseg.data import read_image
-from birdseg.defaults import THRESHOLD, TTA
 from birdseg.devices import is_chief
-from birdseg.model import score_caption
 from birdseg.evaluate import best_threshold
 from birdseg.files import atomic_path, save_figure
-from birdseg.predict import predict_pairs
+from birdseg.model import score_caption
 from birdseg.video import is_video_file, sample_frames
 
 
-def figure_rows(model, pairs, entries, threshold=THRESHOLD, tta=TTA):
-    """Grid rows (image, true, pred, caption with per-image IoU) for `entries` of metrics["per_image"]; an image
-    named by several entries is predicted once."""
-    by_name = {Path(image_path).name: (image_path, mask_path) for image_path, mask_path in pairs}
-    names = list(dict.fromkeys(entry["image"] for entry in entries))
-    predicted = {Path(pair[0]).name: (image, truth, prob > threshold)
-                 for pair, image, truth, prob in predict_pairs(model, [by_name[name] for name in names], tta=tta)}
-    return [dict(zip(("image", "true", "pred"), predicted[entry["image"]]),
-                 caption=f"{entry['image']}  {score_caption(*predicted[entry['image']][1:])}") for entry in entries]
+class FigureSamples:
+    """The images the evaluation figures show, kept while `evaluate.evaluate_pairs` scores a split (pass `add` as its
+    `on_image`), so the figures predict nothing again: the first `gallery_size` images and the `count` best and
+    `count` worst by IoU (ties: the earlier image). Memory stays bounded: at most gallery_size + 2 * count images
+    are held at once, each scaled down to at most `max_side` pixels a side (more than a figure's panel shows); the
+    captions are scored at full resolution."""
+
+    def __init__(self, gallery_size=12, count=4, max_side=1024):
+        self.gallery_size, self.count, self.max_side = gallery_size, count, max_side
+        self.seen = 0
+        self.gallery, self.best, self.worst = [], [], []  # indices into the stream, in the figures' order
+        self.kept = {}  # index -> (IoU, row)
+
+    def add(self, entry, image, truth, pred):
+        index, self.seen = self.seen, self.seen + 1
+        scores = {i: iou for i, (iou, _) in self.kept.items()} | {index: entry["iou"]}
+        if index < self.gallery_size:
+            self.gallery.append(index)
+        # the best `count` of a stream are among the best `count` so far and the newcomer: nothing dropped returns
+        self.best = sorted(self.best + [index], key=lambda i: (-scores[i], i))[: self.count]
+        self.worst = sorted(self.worst + [index], key=lambda i: (scores[i], i))[: self.count]
+        keep = {*self.gallery, *self.best, *self.worst}
+        if index in keep:
+            self.kept[index] = (entry["iou"], self._row(entry["image"], image, truth, pred))
+        self.kept = {i: value for i, value in self.kept.items() if i in keep}
+
+    def _row(self, name, image, truth, pred):
+        caption = f"{name}  {score_caption(truth, pred)}"
+        scale = self.max_side / max(image.shape[:2])
+        if scale < 1:
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            truth, pred = (cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+                           for mask in (truth, pred))
+        return {"image": image, "true": truth, "pred": pred, "caption": caption}
+
+    def rows(self, indices):
+        return [self.kept[i][1] for i in indices]
 
 
 def sweep_figure(metrics, split="test"):
@@ -34,25 +64,23 @@ def sweep_figure(metrics, split="test"):
                                       metrics["threshold"], title=title)
 
 
-def evaluation_figures(model, pairs, metrics, history, out_dir, count=4, gallery_size=12, ended=None):
-    """Save history.png, overlays.png (first `gallery_size` test images), resultbirds-up.png (best
-    `count` by IoU), resultbirds-bottom.png (worst `count`) and threshold_sweep.png into `out_dir`;
-    return the figures by name for inline display. Masks are predicted as the metrics were (their threshold and
-    test-time augmentation)."""
+def evaluation_figures(metrics, samples, out_dir, history=None, ended=None):
+    """Save history.png (when given a history), overlays.png (the first test images), resultbirds-up.png (the
+    best by IoU), resultbirds-bottom.png (the worst) and threshold_sweep.png into `out_dir`; return the figures by
+    name for inline display. `samples` is the `FigureSamples` that saw the evaluation which made `metrics`."""
+    if samples.seen != metrics["images"]:
+        raise ValueError(f"the figure samples saw {samples.seen} images, the metrics {metrics['images']}: pass "
+                         "samples.add as on_image to the evaluate_pairs call that made these metrics")
     figures = {}
     if history:
         figures["history.png"] = plots.plot_history(history, ended=ended)
-    per_image, threshold, tta = metrics["per_image"], metrics["threshold"], metrics.get("tta", "none")
-    ranked = sorted(per_image, key=lambda entry: entry["iou"], reverse=True)
-    gallery, best, worst = per_image[:gallery_size], ranked[:count], ranked[::-1][:count]
-    rows = figure_rows(model, pairs, gallery + best + worst, threshold, tta)  # each image predicted once
     figures["overlays.png"] = plots.overlay_gallery(
-        rows[: len(gallery)], columns=min(3, len(per_image)),
+        samples.rows(samples.gallery), columns=min(3, len(samples.gallery)),
         title=f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})",
     )
-    best_end = len(gallery) + len(best)
-    figures["resultbirds-up.png"] = plots.prediction_grid(rows[len(gallery) : best_end], title="Best-scoring test images")
-    figures["resultbirds-bottom.png"] = plots.prediction_grid(rows[best_end:], title="Worst-scoring test images")
+    figures["resultbirds-up.png"] = plots.prediction_grid(samples.rows(samples.best), title="Best-scoring test images")
+    figures["resultbirds-bottom.png"] = plots.prediction_grid(samples.rows(samples.worst),
+                                                              title="Worst-scoring test images")
     figures["threshold_sweep.png"] = sweep_figure(metrics)
     for name, fig in figures.items():
         save_figure(fig, Path(out_dir) / name, close=False)
