@@ -15,7 +15,7 @@ from birdseg.defaults import THRESHOLD
 from birdseg.files import atomic_path, save_figure, write_json
 from birdseg.model import score_caption
 from birdseg.runs import write_history_csv
-from birdseg.speedups import nested_layers
+from birdseg.speedups import nested_layers, predict_on_batch
 
 MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
 CHECKPOINT_DIR = "checkpoint"
@@ -91,7 +91,7 @@ class PredictionFigure(keras.callbacks.Callback):
         self.out_dir, self.threshold = Path(out_dir), threshold
 
     def on_epoch_end(self, epoch, logs=None):
-        probabilities = self.model.predict_on_batch(self.images)
+        probabilities = predict_on_batch(self.model, self.images)
         rows = [{"image": image, "true": truth, "pred": prob > self.threshold,
                  "caption": score_caption(truth > 0.5, prob > self.threshold)}
                 for image, truth, prob in zip(self.images, self.masks, np.asarray(probabilities))]

@@ -20,6 +20,7 @@ from birdseg.data import DatasetError, is_image_file, read_image, read_pair
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
+from birdseg.speedups import predict_on_batch
 
 TILE_OVERLAP = 0.25  # share of a tile its neighbours also cover: seams fall where both are weighted down
 TILE_MAX_SIDE = 4096  # "on": photos longer than this are scaled down to it first: a tile pass stays minutes, not hours
@@ -46,7 +47,7 @@ def check_tta(tta):
 def predict_views(model, batch, tta):
     """The model's probabilities (batch, height, width) for a float32 batch at its input size, averaged over the
     test-time views, each flipped back."""
-    views = [np.flip(np.asarray(model.predict_on_batch(np.ascontiguousarray(np.flip(batch, axes)))), axes)
+    views = [np.flip(np.asarray(predict_on_batch(model, np.ascontiguousarray(np.flip(batch, axes)))), axes)
              for axes in TTA_VIEWS[check_tta(tta)]]
     return np.mean(views, axis=0)[..., 0]
 

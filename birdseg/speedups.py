@@ -1,9 +1,10 @@
 """Speed-ups that go around Keras internals, each isolated here and checked against Keras' own result.
 
 Keras 3 computes BatchNorm, efficientnet's swish and Adam from primitives; TensorFlow has fused kernels for the
-same arithmetic (benchmarks/README.md, "Where the time goes"). Each replacement below relies on Keras internals
-that move between Keras versions (private attributes, private optimizer methods), so before its first use in a
-process each one computes a small case both ways and compares with Keras' own result. When that fails (another
+same arithmetic (benchmarks/README.md, "Where the time goes"). Keras traces a model's predict function again for a
+second batch size, where one trace serves every size. Each replacement below relies on Keras internals that move
+between Keras versions (private attributes and methods, the predict function's calling convention), so before its
+first use in a process each one computes a small case both ways and compares with Keras' own result. When that fails (another
 Keras version, a changed internal), it switches itself off with a one-line warning and Keras' own computation is
 used: the numbers are the same, only slower. Training never fails because of a speed-up.
 """
@@ -197,6 +198,53 @@ def check_fused_adam():
         np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-7)
 
 
+# ---------------------------------------------------------------- prediction
+
+
+def any_batch_spec(batch):
+    """The input type Keras' predict function is traced for: `batch`'s, with a batch dimension of any size."""
+    return tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
+
+
+def trace_predict_for_any_batch(model, batch):
+    """Trace Keras' predict function of `model` once for a batch of any size, before its first call. Keras traces
+    it for the first call's batch size and again for the next size (several seconds each on a CPU: a model that
+    predicts a figure's 3 images and then batches of 4, or one photo and then two, pays twice). A no-op where the
+    function is already made or is not traced (run_eagerly)."""
+    if model.predict_function is not None:
+        return
+    model.make_predict_function()
+    if hasattr(model.predict_function, "get_concrete_function"):
+        model.predict_function.get_concrete_function([(any_batch_spec(batch),)])  # as predict_on_batch calls it
+
+
+def check_predict_for_any_batch():
+    """A small model's predictions for three batch sizes, through the function traced for any batch and through
+    Keras' own. Raises when they differ or when Keras' calls traced the function again."""
+    def small_model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 3))
+        return keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+
+    batches = [np.random.default_rng(size).random((size, 8, 8, 3), dtype=np.float32) for size in (1, 3, 2)]
+    ours, keras_own = small_model(), small_model()
+    trace_predict_for_any_batch(ours, batches[0])
+    for batch in batches:
+        np.testing.assert_allclose(ours.predict_on_batch(batch), keras_own.predict_on_batch(batch), rtol=1e-6)
+    traces = ours.predict_function.experimental_get_tracing_count()
+    if traces != 1:
+        raise AssertionError(f"Keras' predict function was traced {traces} times for three batch sizes, not once")
+
+
+def predict_on_batch(model, batch):
+    """`model.predict_on_batch(batch)`; for a Keras model, its predict function traced once for every batch size
+    where that checks out on this stack (`trace_predict_for_any_batch`). Anything else with a predict_on_batch
+    (a stand-in model in a test) is called as it is."""
+    if isinstance(model, keras.Model) and speedup_works("predict_for_any_batch"):
+        trace_predict_for_any_batch(model, batch)
+    return model.predict_on_batch(batch)
+
+
 # ---------------------------------------------------------------- switching them on
 
 
@@ -204,6 +252,7 @@ SPEEDUPS = {  # name -> (what it is, for the notice; its check)
     "fused_batch_norm": ("TensorFlow's fused BatchNorm kernel", check_fused_batch_norm),
     "memory_efficient_swish": ("the memory-efficient swish", check_memory_efficient_swish),
     "fused_adam": ("TensorFlow's fused Adam kernel", check_fused_adam),
+    "predict_for_any_batch": ("one predict trace for any batch size", check_predict_for_any_batch),
 }
 
 

@@ -135,10 +135,22 @@ def test_each_check_passes_on_the_pinned_stack_and_fails_when_the_result_differs
         "fused_batch_norm": ("fused_batch_norm_call", lambda layer: lambda inputs, **kwargs: inputs * 1.01),
         "memory_efficient_swish": ("memory_efficient_swish", lambda x: x * tf.sigmoid(1.01 * x)),
         "fused_adam": ("FusedAdam", lambda rate: keras.optimizers.Adam(rate, beta_1=0.8)),
+        "predict_for_any_batch": ("any_batch_spec", lambda batch: tf.TensorSpec(batch.shape, batch.dtype)),
     }[name]
     monkeypatch.setattr(speedups, *wrong)
     with pytest.raises(AssertionError):
         speedups.SPEEDUPS[name][1]()
+
+
+def test_a_model_predicting_several_batch_sizes_is_traced_once_and_predicts_what_keras_does():
+    model, twin = (M.build_model(recipe_at(32, 64), None)[0] for _ in range(2))
+    twin.set_weights(model.get_weights())
+    rng = np.random.default_rng(0)
+    for size in (3, 4, 1):  # a prediction figure's images, a batch of photos, one photo
+        batch = rng.random((size, 32, 64, 3), dtype=np.float32)
+        np.testing.assert_allclose(speedups.predict_on_batch(model, batch), twin.predict_on_batch(batch), atol=1e-6)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    assert twin.predict_function.experimental_get_tracing_count() == 2  # Keras alone: again for the second size
 
 
 @pytest.fixture
