@@ -4,9 +4,9 @@ Keras 3 computes BatchNorm, efficientnet's swish and Adam from primitives; Tenso
 same arithmetic (benchmarks/README.md, "Where the time goes"). Keras traces a model's predict function again for a
 second batch size, where one trace serves every size. Each replacement below relies on Keras internals that move
 between Keras versions (private attributes and methods, the predict function's calling convention), so before its
-first use in a process each one computes a small case both ways and compares with Keras' own result. When that fails (another
-Keras version, a changed internal), it switches itself off with a one-line warning and Keras' own computation is
-used: the numbers are the same, only slower. Training never fails because of a speed-up.
+first use in a process each one computes a small case both ways and compares with Keras' own result. When that
+fails (another Keras version, a changed internal), it switches itself off with a one-line warning and Keras' own
+computation is used: the numbers are the same, only slower. Training never fails because of a speed-up.
 """
 import functools
 import warnings
