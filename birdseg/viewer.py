@@ -29,13 +29,13 @@ def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
     (live) or the static figures (headless: the first two images at thresholds 0.3, 0.5 and 0.7)."""
     import matplotlib.pyplot as plt
 
-    predicted = list(predict_pairs(model, list(pairs)[:max_images], tta=tta))
-    names = [image_path.name for (image_path, _), *_ in predicted]
     if interactive is None:
         interactive = display.running_live()
-    if not interactive:
+    predicted = list(predict_pairs(model, list(pairs)[: max_images if interactive else 2], tta=tta))
+    names = [image_path.name for (image_path, _), *_ in predicted]
+    if not interactive:  # only what the static figures show is predicted
         figures = [viewer_figure(image, truth, probability, threshold, title=name)
-                   for (_, image, truth, probability), name in zip(predicted[:2], names)
+                   for (_, image, truth, probability), name in zip(predicted, names)
                    for threshold in (0.3, THRESHOLD, 0.7)]
         plt.show()
         return figures

@@ -278,46 +278,64 @@ def saving_now(runs):
     return [path for path in runs.glob("*/**/.tmp-*") if path.name.endswith((".keras", ".weights.h5"))]
 
 
-@pytest.mark.slow
-@CPU_DETERMINISTIC
-@pytest.mark.parametrize("moment", ["in the middle of saving a model", "at a random moment of the second epoch"])
-def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_dataset, run_dir, moment):
-    process = run_notebook(tmp_path, tiny_dataset, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = tmp_path / "runs"
-    killed_dir = temporary = None
-    delay = random.uniform(0.0, 1.5)  # from right after the first checkpoint on; new every run, printed on failure
+def saved_epoch(run):
+    """The last epoch the run's resumable checkpoint holds."""
+    return json.loads((run / "checkpoint" / "state.json").read_text())["epoch"]
+
+
+def run_until_killed(tmp_path, tiny_dataset, moment_reached, extra=None):
+    """Start the tiny notebook run, SIGKILL it (its kernel too) the moment `moment_reached(runs folder)` is true;
+    return the run folder it wrote and what `moment_reached` last returned."""
+    process = run_notebook(tmp_path, tiny_dataset, extra, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    runs, reached = tmp_path / "runs", None
     deadline = time.time() + 600
     try:
-        while time.time() < deadline and process.poll() is None:
-            states = list(runs.glob("*/checkpoint/state.json"))
-            if moment == "in the middle of saving a model":
-                saving = saving_now(runs)
-                if saving and states:  # not the first save, so that a checkpoint exists to resume from
-                    killed_dir, temporary = states[0].parent.parent, saving[0]
-                    break
-            elif states:
-                killed_dir = states[0].parent.parent
-                if moment.startswith("at a random"):
-                    time.sleep(delay)
-                break
+        while time.time() < deadline and process.poll() is None and not reached:
+            reached = moment_reached(runs)
             time.sleep(0.01)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same session
         process.wait()
-    assert killed_dir is not None, f"never saw the moment: {moment}"
-    killed_at = json.loads((killed_dir / "checkpoint" / "state.json").read_text())["epoch"]
-    if moment == "in the middle of saving a model":
-        assert temporary.exists(), "the kill came after the save finished: not the moment named"
-    else:
-        assert killed_at == 1, f"killed after epoch {killed_at}, not in the second epoch (delay {delay:.3f} s)"
-    assert killed_at < TINY["EPOCHS"] and not (killed_dir / "metrics.json").exists()
+    assert reached, f"the run ended before the moment {moment_reached.__doc__}"
+    (run,) = runs.iterdir()
+    return run, reached
 
-    result = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed_dir)})
+
+@pytest.mark.slow
+@CPU_DETERMINISTIC
+def test_run_killed_twice_resumes_to_the_uninterrupted_history(tmp_path, tiny_dataset, run_dir):
+    """Killed with SIGKILL in the middle of saving a model, resumed, that run killed at a random moment of the
+    epoch after the one it completed, resumed again: every metric of every epoch and every test score equal the
+    uninterrupted run's."""
+    def saving_after_a_checkpoint(runs):
+        """in the middle of saving a model, after the first checkpoint (so there is one to resume from)"""
+        saving = saving_now(runs)
+        return saving[0] if saving and list(runs.glob("*/checkpoint/state.json")) else None
+
+    killed, temporary = run_until_killed(tmp_path, tiny_dataset, saving_after_a_checkpoint)
+    assert temporary.exists(), "the kill came after the save finished: not the moment named"
+    first_kill = saved_epoch(killed)
+
+    delay = random.uniform(0.0, 1.5)  # after the resumed run's next checkpoint; new every run, printed on failure
+
+    def random_moment_of_the_next_epoch(runs):
+        """a random moment of the epoch after the resumed run's first"""
+        if saved_epoch(killed) > first_kill:
+            time.sleep(delay)
+            return True
+        return False
+
+    run_until_killed(tmp_path, tiny_dataset, random_moment_of_the_next_epoch, {"RESUME": str(killed)})
+    second_kill = saved_epoch(killed)
+    assert first_kill < second_kill == first_kill + 1 < TINY["EPOCHS"], \
+        f"killed after epochs {first_kill} and {second_kill} (delay {delay:.3f} s)"
+    assert not (killed / "metrics.json").exists()
+
+    result = run_notebook(tmp_path, tiny_dataset, {"RESUME": str(killed)})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Resuming {killed_dir} after epoch {killed_at} of 3" in notebook_text(tmp_path / "out.ipynb")
-    assert len(list(runs.iterdir())) == 1, "resuming writes into the same run folder"
-    assert not list(killed_dir.rglob(".tmp-*")), "stale temporaries are cleaned"
-    assert history_rows(killed_dir) == history_rows(run_dir)  # every metric of every epoch
-    resumed = json.loads((killed_dir / "metrics.json").read_text())
-    assert resumed == json.loads((run_dir / "metrics.json").read_text())
+    assert f"Resuming {killed} after epoch {second_kill} of 3" in notebook_text(tmp_path / "out.ipynb")
+    assert len(list((tmp_path / "runs").iterdir())) == 1, "resuming writes into the same run folder"
+    assert not list(killed.rglob(".tmp-*")), "stale temporaries are cleaned"
+    assert history_rows(killed) == history_rows(run_dir)  # every metric of every epoch
+    assert json.loads((killed / "metrics.json").read_text()) == json.loads((run_dir / "metrics.json").read_text())

@@ -2,7 +2,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from birdseg import display, viewer
+from birdseg import display, predict, viewer
 from birdseg.data import find_pairs
 
 
@@ -11,10 +11,15 @@ def headless(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_headless_viewer_draws_static_figures(trained_model, tiny_dataset, monkeypatch):
+def test_headless_viewer_draws_static_figures_predicting_only_what_they_show(trained_model, tiny_dataset,
+                                                                            monkeypatch):
     headless(monkeypatch)
+    predicted = []
+    monkeypatch.setattr(viewer, "predict_pairs", lambda model, pairs, **options: predicted.extend(pairs) or
+                        predict.predict_pairs(model, pairs, **options))
     figures = viewer.show_viewer(trained_model, find_pairs(tiny_dataset / "test"))
     assert len(figures) == 6  # two images at three thresholds
+    assert len(predicted) == 2
     titles = [fig._suptitle.get_text() for fig in figures]
     assert "threshold 0.30" in titles[0] and "threshold 0.70" in titles[2]
     assert all(("IoU" in title or "no bird" in title) for title in titles)
