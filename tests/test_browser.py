@@ -161,9 +161,14 @@ def test_viewer_in_a_real_browser(browser, jupyter_server, trained_model, tiny_d
             page.screenshot(path=os.path.join(artifacts, "viewer_in_browser.png"), full_page=True)
             browser.close()
     assert readout.strip() == f"{threshold_value:.2f}"
-    before, after = png_pixels(mask_view), png_pixels(moved)
-    assert before.shape == after.shape
-    height, width, _ = before.shape
-    # the predicted mask is the right-hand panel; its lower part holds no title text
-    panel = (slice(height // 4, None), slice(2 * width // 3, None))
-    assert (before[panel] != after[panel]).any(), "the displayed mask did not change"
+    before, after = mask_share(png_pixels(mask_view)), mask_share(png_pixels(moved))
+    # a lower threshold marks more pixels bird (white), a higher one fewer
+    assert after > before if key == "Home" else after < before, f"the displayed mask did not change: {before, after}"
+
+
+def mask_share(pixels):
+    """The share of white in the right-hand panel of a viewer figure (the predicted mask; its lower three quarters
+    hold no title text). A share, not pixels: the two figures need not come as PNGs of one size (one run of the
+    suite got 1074x281 before the slider moved and 1188x299 after)."""
+    height, width, _ = pixels.shape
+    return float((pixels[height // 4 :, 2 * width // 3 :].min(axis=2) > 200).mean())

@@ -6,6 +6,7 @@ keep the runtime's TensorFlow and Keras, and the notebook must then run through 
 the clone as clean as git found it. The run uses the pretrained recipe (the one a hosted GPU with ImageNet weights
 takes) with EPOCHS 3, which it must train exactly."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,11 @@ def test_notebook_opened_alone_on_the_oldest_supported_hosted_stack(tmp_path):
     venv = tmp_path / "hosted"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *HOSTED], check=True, capture_output=True)
+    # No byte-compiling of what pip installs (here and by the installer the notebook runs): minutes of a 2-core CPU
+    # for the thousands of modules of TensorFlow that the run never imports; Python compiles what it imports.
+    no_compile = {"PIP_NO_COMPILE": "1"}
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *HOSTED], check=True, capture_output=True,
+                   env={**os.environ, **no_compile})
     before = versions(python)
     for package, (oldest, _) in install.SUPPORTED.items():
         assert install.version_tuple(before[package]) == oldest, before[package]
@@ -64,8 +69,8 @@ def test_notebook_opened_alone_on_the_oldest_supported_hosted_stack(tmp_path):
                "-k", "hosted", "--cwd", str(colab)]
     for name, value in {**parameters, "RECIPE": "pretrained", "EPOCHS": 3, "MAX_IMAGES_PER_SPLIT": 4}.items():
         command += ["-p", name, "None" if value is None else str(value)]
-    env = {key: value for key, value in __import__("os").environ.items() if key != "PYTHONPATH"}
-    env["JUPYTER_PATH"] = str(jupyter / "share" / "jupyter")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(JUPYTER_PATH=str(jupyter / "share" / "jupyter"), **no_compile)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
