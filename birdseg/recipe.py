@@ -135,7 +135,7 @@ PRETRAINED = Recipe(  # the original notebook's: small steps that fine-tune Imag
 
 SCRATCH = Recipe(  # from random initialisation: benchmarks/README.md, "Recipe for a random encoder"
     name="scratch",
-    image_height=160,  # at 192x320 (the seed's pixels per step in batches of 4) 5 epochs took 22 minutes here
+    image_height=160,  # 192x320 (the seed's pixels per step in batches of 4) took 22 minutes for 5 epochs on 2 cores
     image_width=256,
     batch_size=4,  # BatchNorm needs batch statistics of several images
     epochs=6,  # the documented default run within 20 minutes on a 2-core CPU (README: measured)
