@@ -26,6 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TOKEN = "birdseg-browser-test"
+REDRAW_MS = 180_000  # a redraw is a second alone; with the rest of the suite on both CPUs one took over 60 s
 
 
 @pytest.fixture
@@ -147,14 +148,14 @@ def test_viewer_in_a_real_browser(browser, jupyter_server, trained_model, tiny_d
 
             page.get_by_role("button", name="predicted_mask").click()
             page.wait_for_function("src => document.querySelector('.widget-output img')?.src !== src",
-                                   arg=first, timeout=60_000)
+                                   arg=first, timeout=REDRAW_MS)
             mask_view = displayed_figure(page)
 
             threshold = page.locator(".widget-slider", has_text="threshold").locator(".noUi-handle")
             threshold.focus()
             page.keyboard.press(key)
             page.wait_for_function("src => document.querySelector('.widget-output img')?.src !== src",
-                                   arg=mask_view, timeout=60_000)
+                                   arg=mask_view, timeout=REDRAW_MS)
             moved = displayed_figure(page)
             readout = page.locator(".widget-slider", has_text="threshold").locator(".widget-readout").inner_text()
         finally:  # also on failure: the screenshot shows where it got stuck
