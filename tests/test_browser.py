@@ -26,7 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TOKEN = "birdseg-browser-test"
-REDRAW_MS = 180_000  # a redraw is a second alone; with the rest of the suite on both CPUs one took over 60 s
+REDRAW_MS = 180_000  # a second alone; under the whole suite's load one redraw did not come within 60 s
 
 
 @pytest.fixture
