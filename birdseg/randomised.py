@@ -25,6 +25,9 @@ from birdseg.synthetic import (
     synthetic_sample,
 )
 
+CLOSE_UP_SHARE = 0.35  # samples with one or two large birds, as photographers frame them
+SKY_SHARE = 0.5  # "mixed" style: sky samples among the randomised ones
+MAX_CANVAS = 2048  # pixels a side of a bird's supersampled drawing canvas
 BACKGROUNDS = ("sky", "grass", "water", "foliage", "rock", "built", "texture")
 POSES = ("flying", "perched", "standing", "swimming")
 DISTRACTORS = ("leaf", "kite", "plane", "ball", "blob", "polygon")
@@ -261,11 +264,12 @@ def draw_textured_bird(image, mask, centre, length, pose, rng):
     mirror = np.array([rng.choice([-1, 1]), rng.choice([-1, 1]) if pose == "flying" else 1])
     size = int(np.ceil(length * 4.5)) + 8  # the local canvas: every pose fits
     local = [(rotate(points * mirror, angle) + size / 2, key) for _, points, key in parts]
-    canvas = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE, 3), np.float32)
-    alpha = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.float32)
+    supersample = max(1, min(SUPERSAMPLE, MAX_CANVAS // size))  # a close-up's edges need less, its canvas is large
+    canvas = np.zeros((size * supersample, size * supersample, 3), np.float32)
+    alpha = np.zeros((size * supersample, size * supersample), np.float32)
     colours = dict(zip(("body", "wing", "tip"), bird_colours(rng)))
     for points, key in local:
-        fill_polygon(canvas, alpha, points * SUPERSAMPLE, colours[key])
+        fill_polygon(canvas, alpha, points * supersample, colours[key])
     canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_AREA)
     # Shading: light from one side, and a feather-like texture.
@@ -393,6 +397,18 @@ def occlude(image, mask, box, rng):
 # ---------------------------------------------------------------- one sample
 
 
+def close_up_layout(height, width, rng):
+    """(centre, length) of one bird, or two, framed by the photographer: body length from an eighth to a third of
+    the frame's width."""
+    lengths = np.exp(rng.uniform(np.log(width / 8), np.log(width / 3), 1 if rng.random() < 0.8 else 2))
+    return [(rng.uniform(0.3, 0.7, 2) * (width, height), float(length)) for length in lengths]
+
+
+def randomised_layout(height, width, rng):
+    """Birds anywhere from a few pixels (a flock) to a third of the frame (a close-up)."""
+    return close_up_layout(height, width, rng) if rng.random() < CLOSE_UP_SHARE else bird_layout(height, width, rng)
+
+
 def randomised_sample(rng, resolution=None):
     """One (image uint8 HxWx3, mask uint8 HxW {0, 255}) pair, domain-randomised."""
     width, height = resolution or RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
@@ -401,7 +417,7 @@ def randomised_sample(rng, resolution=None):
     mask = np.zeros((height, width), bool)
     for _ in range(int(rng.poisson(1.2))):  # behind the birds
         draw_distractor(image, None, rng, rng.choice(DISTRACTORS))
-    for centre, length in bird_layout(height, width, rng):
+    for centre, length in randomised_layout(height, width, rng):
         on_water = waterline is not None and rng.random() < 0.4
         pose = "swimming" if on_water else rng.choice(["flying", "perched", "standing"], p=[0.6, 0.2, 0.2])
         centre = np.array(centre, float)
@@ -450,4 +466,9 @@ def photometric(image, rng):
     return np.ascontiguousarray(image)
 
 
-STYLES = {"sky": synthetic_sample, "randomised": randomised_sample}  # make-synthetic --style
+def mixed_sample(rng, resolution=None):
+    """A sky sample (SKY_SHARE of them: a task the U-Net learns within a few epochs) or a domain-randomised one."""
+    return (synthetic_sample if rng.random() < SKY_SHARE else randomised_sample)(rng, resolution)
+
+
+STYLES = {"sky": synthetic_sample, "randomised": randomised_sample, "mixed": mixed_sample}  # make-synthetic --style
