@@ -10,9 +10,12 @@ each error. Run it on a new TensorFlow/Keras pair: when Keras alone trains, the 
 """
 import json
 import os
-import socket
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from birdseg.multi_worker import unused_ports  # noqa: E402
 
 WORKER = """
 import sys
@@ -31,19 +34,9 @@ print("loss", model.fit(dataset, steps_per_epoch=4, epochs=1, verbose=0).history
 """
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def two_workers(variant):
     """Train the example in two worker processes: {"trained": [bool, bool], "errors": [last error line or None]}."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in unused_ports(2)]}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, variant], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, cwd=root,

@@ -39,12 +39,10 @@ def real_pairs(data_dir):
 
 
 def notebook_command(out_notebook, parameters):
-    """papermill running the notebook headless from the repository root with `parameters` (None as None)."""
-    command = [sys.executable, "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"), str(out_notebook),
-               "--cwd", str(ROOT)]
-    for name, value in parameters.items():
-        command += ["-p", name, "None" if value is None else str(value)]
-    return command
+    """papermill running the notebook headless from the repository root with `parameters`."""
+    from birdseg.runs import papermill_command
+
+    return papermill_command(ROOT / "Bird_Segmentation_Model.ipynb", out_notebook, parameters, ROOT)
 
 
 def clips_of(pairs):

@@ -19,6 +19,15 @@ from birdseg.files import read_json, write_json, write_text
 from birdseg.recipe import Recipe
 
 
+def papermill_command(notebook, out_notebook, parameters, cwd, python=sys.executable):
+    """The command running `notebook` headless with papermill in `cwd`, each parameter given with -p (None as
+    None), the executed copy written to `out_notebook`."""
+    command = [str(python), "-m", "papermill", str(notebook), str(out_notebook), "--cwd", str(cwd)]
+    for name, value in parameters.items():
+        command += ["-p", name, "None" if value is None else str(value)]
+    return command
+
+
 def new_run_dir(output_dir):
     """Create and return a new, empty run folder `<output_dir>/<UTC timestamp>_<6 hex>`."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

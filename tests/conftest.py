@@ -3,7 +3,6 @@ session, also when pytest-xdist runs the suite in several worker processes)."""
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 import birdseg  # noqa: E402,F401  (environment for segmentation_models/albumentations)
 from birdseg import synthetic  # noqa: E402
 from birdseg.recipe import PRETRAINED  # noqa: E402
+from birdseg.runs import papermill_command  # noqa: E402
 
 # Tiny notebook parameters: 64x96, 3 epochs, a handful of images, random init.
 TINY = {"IMAGE_HEIGHT": 64, "IMAGE_WIDTH": 96, "EPOCHS": 3, "BATCH_SIZE": 2, "ENCODER_WEIGHTS": None, "SEED": 7}
@@ -55,19 +55,6 @@ def sky_with_bird(height=48, width=80, seed=0):
     bird = ((yy - cy) / 4) ** 2 + ((xx - cx) / 9) ** 2 <= 1
     image[bird] = 30
     return image.astype(np.uint8), (bird * 255).astype(np.uint8)
-
-
-def unused_ports(count):
-    """Ports free a moment ago (the servers that take them refuse to share a port, so none can be held open for
-    them: a test that loses the race retries with new ones)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def pytest_xdist_auto_num_workers(config):
@@ -123,10 +110,7 @@ def run_notebook(output_dir, data_dir, extra=None, timeout=900, python=sys.execu
     executed notebook to `output_dir / executed`; returns the Popen (or the finished process)."""
     parameters = {**TINY, "DATA_DIR": str(data_dir), "OUTPUT_DIR": str(output_dir / "runs"),
                   "EXAMPLES_DIR": str(output_dir / "examples"), **(extra or {})}
-    command = [str(python), "-m", "papermill", str(ROOT / "Bird_Segmentation_Model.ipynb"),
-               str(output_dir / executed), "--cwd", str(ROOT)]
-    for name, value in parameters.items():
-        command += ["-p", name, "None" if value is None else str(value)]
+    command = papermill_command(ROOT / "Bird_Segmentation_Model.ipynb", output_dir / executed, parameters, ROOT, python)
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(environment or {})}
     if popen:
         return subprocess.Popen(command, env=env, **popen)

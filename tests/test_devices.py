@@ -8,9 +8,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, recipe_at, unused_ports
+from conftest import ROOT, recipe_at
 
 from birdseg import model as M
+from birdseg.multi_worker import unused_ports
 
 TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     import json, os, sys
