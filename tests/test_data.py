@@ -247,6 +247,46 @@ def test_ensure_dataset_unpacks_zip(tmp_path, split):
     assert not list(tmp_path.glob(".unpack-*"))
 
 
+def write_archive(archive, note, extra=()):
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("birds/SYNTHETIC.txt", note)
+        for name in extra:
+            zf.writestr(f"birds/{name}", b"x")
+
+
+def test_a_folder_unpacked_from_an_earlier_archive_is_moved_aside_and_the_new_one_unpacked(tmp_path, capsys):
+    archive = tmp_path / "birds.zip"
+    write_archive(archive, "drawn by version 1", ["train/images/a.jpg"])
+    root = data.ensure_dataset(tmp_path / "birds")
+    assert data.ensure_dataset(root) == root and "unpacked" not in capsys.readouterr().out  # same archive: kept
+    (root / "train" / "images" / "mine.jpg").write_bytes(b"added by hand")
+    write_archive(archive, "drawn by version 2", ["train/images/b.jpg"])
+    assert data.ensure_dataset(root) == root
+    assert "was unpacked from an earlier birds.zip; moved it to" in capsys.readouterr().out
+    assert (root / "SYNTHETIC.txt").read_text() == "drawn by version 2" and (root / "train/images/b.jpg").is_file()
+    (aside,) = tmp_path.glob("birds.replaced-*")
+    assert (aside / "train" / "images" / "mine.jpg").read_bytes() == b"added by hand", "nothing is lost"
+
+
+def test_a_folder_from_an_older_unpacker_is_compared_by_its_synthetic_note(tmp_path):
+    archive = tmp_path / "birds.zip"
+    write_archive(archive, "drawn by version 2")
+    (tmp_path / "birds").mkdir()
+    (tmp_path / "birds" / "SYNTHETIC.txt").write_text("drawn by version 2")
+    data.ensure_dataset(tmp_path / "birds")
+    assert not list(tmp_path.glob("birds.replaced-*"))
+    (tmp_path / "birds" / "SYNTHETIC.txt").write_text("drawn by version 1")
+    data.ensure_dataset(tmp_path / "birds")
+    assert len(list(tmp_path.glob("birds.replaced-*"))) == 1
+
+
+def test_a_folder_of_ones_own_is_never_replaced_by_the_archive(tmp_path):
+    write_archive(tmp_path / "birds.zip", "drawn")
+    (tmp_path / "birds" / "train").mkdir(parents=True)
+    assert data.ensure_dataset(tmp_path / "birds") == tmp_path / "birds"
+    assert not list(tmp_path.glob("birds.replaced-*")) and not (tmp_path / "birds" / "SYNTHETIC.txt").exists()
+
+
 def test_ensure_dataset_rejects_other_top_folder(tmp_path):
     with zipfile.ZipFile(tmp_path / "birds.zip", "w") as zf:
         zf.writestr("other/train/images/a.jpg", b"x")
