@@ -18,7 +18,7 @@ from birdseg.defaults import (
     TTA,
     TTA_VIEWS,
 )
-from birdseg.randomised import STYLES
+from birdseg.randomised import EMBEDDED_STYLE, STYLES
 from birdseg.synthetic import DEFAULT_COUNTS, DEFAULT_SEED
 
 
@@ -181,9 +181,10 @@ def build_parser():
     p.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
     p.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
     p.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
-    p.add_argument("--style", choices=list(STYLES), default="sky",
-                   help="sky: flat-coloured birds over skies (the embedded data); randomised: textured birds in "
-                        "every pose over randomised scenes with distractors (domain randomisation)")
+    p.add_argument("--style", choices=list(STYLES), default=EMBEDDED_STYLE,
+                   help="sky: flat-coloured birds over skies; randomised: textured birds in every pose over "
+                        "randomised scenes with distractors (domain randomisation); mixed: half of each (default: "
+                        "%(default)s, the embedded data's)")
     p.set_defaults(run=cmd_make_synthetic)
 
     p = commands.add_parser(

@@ -39,7 +39,7 @@ BIRD_COLOURS = {  # (body, wing, wing tip)
 SUPERSAMPLE = 4
 SYNTHETIC_NOTE = (
     "SYNTHETIC DATA. Every image here was drawn by {generator} (seed {seed}); none is a photo.\n"
-    "Regenerate: python -m birdseg_utils make-synthetic --out birds_splitted --zip{style}\n"
+    "Regenerate: python -m birdseg_utils make-synthetic --out birds_splitted --zip --style {style}\n"
 )
 
 
@@ -210,7 +210,7 @@ def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds
     counts = counts or DEFAULT_COUNTS
     sample = sample or synthetic_sample
     generator = sample.__module__.replace(".", "/") + ".py"
-    style = "" if sample is synthetic_sample else f" --style {sample.__name__.removesuffix('_sample')}"
+    style = "sky" if sample is synthetic_sample else sample.__name__.removesuffix("_sample")  # randomised.STYLES
     yield f"{top}/SYNTHETIC.txt", SYNTHETIC_NOTE.format(generator=generator, seed=seed, style=style).encode()
     for split_index, (split, count) in enumerate(counts.items()):
         for index in range(count):

@@ -4,6 +4,7 @@ import zipfile
 import numpy as np
 
 from birdseg import data, synthetic
+from birdseg.randomised import EMBEDDED_STYLE, STYLES
 
 
 def test_same_seed_same_zip_bytes(tmp_path):
@@ -42,16 +43,18 @@ def test_bird_sizes_span_tiny_to_large():
 
 
 def test_embedded_zip_is_the_generator_output():
-    """birds_splitted.zip in the repo is what the generator writes with the default settings: the same files, and
-    for every tenth sample (each is drawn from its own seed, so any can be redrawn alone) the same mask bit for bit
-    and the same image but for rounding (OpenCV's resizing rounds differently on CPUs with and without AVX-512: a
-    zip made on one, redrawn on the other, differs by 1 in a few pixels, by up to 3 once JPEG-encoded)."""
+    """birds_splitted.zip in the repo (at most 25 MB) is what the generator writes with the default settings: the
+    same files, and for every tenth sample (each is drawn from its own seed, so any can be redrawn alone) the same
+    mask bit for bit and the same image but for rounding (OpenCV's resizing rounds differently on CPUs with and
+    without AVX-512: a zip made on one, redrawn on the other, differs by 1 in a few pixels, by up to 3 once
+    JPEG-encoded)."""
     import io
     import zipfile
 
     from conftest import ROOT
     from PIL import Image
 
+    assert (ROOT / "birds_splitted.zip").stat().st_size <= 25e6
     embedded = zipfile.ZipFile(ROOT / "birds_splitted.zip")
     expected = ["birds_splitted/SYNTHETIC.txt"] + [f"birds_splitted/{split}/{kind}/{split}_{index:04d}.{suffix}"
                                                   for split, count in synthetic.DEFAULT_COUNTS.items()
@@ -60,7 +63,8 @@ def test_embedded_zip_is_the_generator_output():
     assert embedded.namelist() == expected
     for split_index, (split, count) in enumerate(synthetic.DEFAULT_COUNTS.items()):
         for index in range(0, count, 10):
-            image, mask = synthetic.synthetic_sample(np.random.default_rng([synthetic.DEFAULT_SEED, split_index, index]))
+            rng = np.random.default_rng([synthetic.DEFAULT_SEED, split_index, index])
+            image, mask = STYLES[EMBEDDED_STYLE](rng, None)
             stem = f"birds_splitted/{split}/%s/{split}_{index:04d}"
             assert embedded.read(stem % "mask" + ".png") == synthetic.encode(mask, "PNG"), stem
             stored = np.asarray(Image.open(io.BytesIO(embedded.read(stem % "images" + ".jpg"))), int)
