@@ -198,7 +198,8 @@ def archive_digest(zf):
 
 def unpacked_from_another_archive(data_dir, archive):
     """Whether `data_dir` was unpacked (by ensure_dataset, or as the embedded data with its SYNTHETIC.txt) from an
-    archive other than `archive`: a folder the user made or changed by hand is not."""
+    archive other than `archive`. A folder the user made is not; one unpacked and then added to is (it is moved
+    aside whole, so nothing added is lost)."""
     try:
         with zipfile.ZipFile(archive) as zf:
             stamp = data_dir / UNPACKED_FROM
@@ -226,9 +227,9 @@ def ensure_dataset(data_dir, archive=None):
         aside = data_dir.with_name(f"{data_dir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
             data_dir.rename(aside)
+            print(f"{data_dir} was unpacked from an earlier {archive.name}; moved it to {aside}, unpacking the new one")
         except FileNotFoundError:  # another process moved it meanwhile
             pass
-        print(f"{data_dir} was unpacked from an earlier {archive.name}; moved it to {aside} and unpacking the new one")
     elif not archive.is_file():
         raise DatasetError(f"{data_dir}: no such folder, and no archive {archive} to unpack it from")
     try:
