@@ -21,6 +21,7 @@ from birdseg.files import atomic_path
 
 DEFAULT_COUNTS = {"train": 256, "val": 6, "test": 12}  # more training images win within the budget (benchmarks/README.md)
 DEFAULT_SEED = 2026
+JPEG_QUALITY = 85  # keeps the embedded zip under the repository's 20 MB per file
 # (width, height) of the simulated cameras: resizing to the model's size always has work to do.
 RESOLUTIONS = ((640, 384), (720, 480), (854, 480), (800, 600), (960, 640), (1024, 576), (1280, 720), (600, 800))
 SKY_PALETTES = {  # (top colour, horizon colour) in RGB
@@ -218,7 +219,7 @@ def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds
             resolution = resolutions[index % len(resolutions)] if resolutions else None
             image, mask = sample(rng, resolution)
             stem = f"{split}_{index:04d}"
-            yield f"{top}/{split}/images/{stem}.jpg", encode(image, "JPEG", quality=90)
+            yield f"{top}/{split}/images/{stem}.jpg", encode(image, "JPEG", quality=JPEG_QUALITY)
             yield f"{top}/{split}/mask/{stem}.png", encode(mask, "PNG")
 
 
