@@ -52,6 +52,7 @@ def main():
                   "EXAMPLES_DIR": None, **settings}
     started = time.time()
     subprocess.run(notebook_command(work / "out.ipynb", parameters), check=True)
+    notebook_seconds = round(time.time() - started)
     (run_dir,) = (work / "runs").iterdir()
 
     out = Path(args.out or work.with_suffix(".json"))
@@ -61,7 +62,7 @@ def main():
     own = read_json(run_dir / "metrics.json")
     result.update(
         command="python benchmarks/synthetic_transfer.py " + " ".join(sys.argv[1:]),
-        style=args.style, counts=counts, notebook_parameters=parameters, notebook_seconds=round(time.time() - started),
+        style=args.style, counts=counts, notebook_parameters=parameters, notebook_seconds=notebook_seconds,
         epochs=len(load_history(run_dir)["loss"]),
         synthetic_test={"own": {k: own[k] for k in ("iou", "f1")},
                         "embedded": {k: embedded[k] for k in ("iou", "f1")}},
