@@ -45,9 +45,10 @@ def test_bird_sizes_span_tiny_to_large():
 def test_embedded_zip_is_the_generator_output():
     """birds_splitted.zip in the repo (under the repository's 20 MB per file) is what the generator writes with the
     default settings: the same files, and for every tenth sample (each is drawn from its own seed, so any can be
-    redrawn alone) the same mask bit for bit and the same image but for rounding (OpenCV's resizing rounds
-    differently on CPUs with and without AVX-512: a zip made on one, redrawn on the other, differs by 1 in a few
-    pixels, by up to 3 once JPEG-encoded)."""
+    redrawn alone) the same mask bit for bit and the same image but for rounding: OpenCV's resizing rounds
+    differently on CPUs with and without AVX-512, by 1 in a few pixels, and JPEG turns such a pixel into a block of
+    values that differ by up to 6 (measured: a zip made on an AVX2 host, redrawn on an AVX-512 one, 0.01 % of the
+    values of one sample). A changed drawing changes far more than 1 % of an image's values."""
     import io
     import zipfile
 
@@ -71,4 +72,4 @@ def test_embedded_zip_is_the_generator_output():
             redrawn = synthetic.encode(image, "JPEG", quality=synthetic.JPEG_QUALITY)
             redrawn = np.asarray(Image.open(io.BytesIO(redrawn)), int)
             difference = np.abs(stored - redrawn)
-            assert difference.max() <= 3 and difference.mean() < 0.01, stem
+            assert (difference > 0).mean() < 0.01 and difference.mean() < 0.01, stem
