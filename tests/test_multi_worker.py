@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, run_notebook
+from test_notebook import notebook_text
 
 from birdseg import multi_worker
 
@@ -81,10 +82,12 @@ def test_replaced_once_and_only_for_several_workers():
 
 
 @pytest.mark.slow
-def test_two_workers_run_the_notebook_and_train_the_same_model(tmp_path, tiny_dataset):
+def test_two_workers_run_the_notebook_and_train_the_same_model(tmp_path, tiny_dataset, run_dir):
     """Two processes on 127.0.0.1 with a two-worker TF_CONFIG, each running the notebook headless (the commands of
     docs/gpu-and-machines.md): both finish with the same weights, only the chief (worker 0) writes the run folder
-    and the examples, and the other worker writes only into a temporary folder of its own."""
+    and the examples, and the other worker writes only into a temporary folder of its own. Both start from the
+    shared tiny run's model (INIT_MODEL: fine-tuning a trained run), with ENCODER_WEIGHTS "imagenet", which
+    INIT_MODEL replaces, so it is never fetched."""
     from birdseg.model import load_model
 
     for _ in range(3):  # TensorFlow's server refuses a taken port: choose new ones and start again
@@ -95,7 +98,8 @@ def test_two_workers_run_the_notebook_and_train_the_same_model(tmp_path, tiny_da
             (out / "tmp").mkdir(parents=True, exist_ok=True)
             environment = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
                            "TMPDIR": str(out / "tmp")}
-            workers.append(run_notebook(out, tiny_dataset, {"EPOCHS": 1, "MAX_IMAGES_PER_SPLIT": 4},
+            extra = {"EPOCHS": 1, "MAX_IMAGES_PER_SPLIT": 4, "INIT_MODEL": str(run_dir), "ENCODER_WEIGHTS": "imagenet"}
+            workers.append(run_notebook(out, tiny_dataset, extra,
                                         environment=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True))
         logs = [worker.communicate(timeout=900)[0] for worker in workers]
@@ -104,13 +108,19 @@ def test_two_workers_run_the_notebook_and_train_the_same_model(tmp_path, tiny_da
     assert [worker.returncode for worker in workers] == [0, 0], "\n\n".join(log[-3000:] for log in logs)
 
     chief, other = tmp_path / "worker0", tmp_path / "worker1"
-    (run_dir,) = (chief / "runs").iterdir()
+    text = notebook_text(chief / "out.ipynb")
+    assert f"the model starts from {run_dir} (INIT_MODEL)" in text
+    assert f"encoder weights: birdseg model {run_dir / 'model.keras'}" in text
+    assert not any("RANDOM INITIALISATION" in log for log in logs) and "RANDOM INITIALISATION" not in text
+    (new_run,) = (chief / "runs").iterdir()
+    started = json.loads((new_run / "config.json").read_text())["encoder_weights"]
+    assert started["source"] == "birdseg model" and started["file"] == str(run_dir / "model.keras")
     assert not (other / "runs").exists() and not (other / "examples").exists()
     assert (chief / "examples" / "history.png").is_file()
     (worker_dir,) = (other / "tmp").glob("birdseg-worker1-*")
     assert json.loads((worker_dir / "config.json").read_text())["chief"] is False
-    assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 1
-    chief_model, other_model = load_model(run_dir), load_model(worker_dir)
+    assert len((new_run / "history.csv").read_text().splitlines()) == 1 + 1
+    chief_model, other_model = load_model(new_run), load_model(worker_dir)
     assert [w.path for w in chief_model.weights] == [w.path for w in other_model.weights]
     assert all(np.array_equal(a, b) for a, b in zip(chief_model.get_weights(), other_model.get_weights())), \
         "the same weights, BatchNorm's moving statistics included"

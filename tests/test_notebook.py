@@ -256,20 +256,6 @@ def test_truncated_image_stops_before_training_naming_it(tmp_path, tiny_dataset)
     assert not list((tmp_path / "runs").glob("*/checkpoint")), "it stopped before training"
 
 
-@pytest.mark.slow
-def test_init_model_starts_from_a_trained_run(tmp_path, tiny_dataset, run_dir):
-    result = run_notebook(tmp_path, tiny_dataset, {"INIT_MODEL": str(run_dir), "EPOCHS": 1, "MAX_IMAGES_PER_SPLIT": 2,
-                                                  "ENCODER_WEIGHTS": "imagenet"})  # not used, so never fetched
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = notebook_text(tmp_path / "out.ipynb")
-    assert f"the model starts from {run_dir} (INIT_MODEL)" in text
-    assert f"encoder weights: birdseg model {run_dir / 'model.keras'}" in text
-    assert "RANDOM INITIALISATION" not in result.stdout + result.stderr + text
-    (new_run,) = (tmp_path / "runs").iterdir()
-    started = json.loads((new_run / "config.json").read_text())["encoder_weights"]
-    assert started["source"] == "birdseg model" and started["file"] == str(run_dir / "model.keras")
-
-
 # ---------------------------------------------------------------- killed and resumed
 
 
