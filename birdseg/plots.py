@@ -149,6 +149,18 @@ def image_gallery(images, captions, columns=3, title=None):
     return fig
 
 
+def loss_axis_top(history):
+    """The loss panel's upper limit: twice the highest training loss (an epoch's mean, smooth from the start), so
+    that one validation spike, common in the first epochs from random initialisation, does not flatten every other
+    point; None (matplotlib's own limits) when nothing rises above it or there is no training loss."""
+    train = np.asarray(history.get("loss", []), dtype=float)
+    if not np.isfinite(train).any():
+        return None
+    top = 2 * float(np.nanmax(train))
+    values = np.asarray(history.get("val_loss", []), dtype=float)
+    return top if (values > top).any() else None
+
+
 def plot_history(history, monitor="val_iou_score", ended=None):
     """Loss and IoU per epoch, train vs validation, with the kept epoch (best by `monitor`) marked, and, given
     `ended` (why training ended, e.g. "all 10 epochs"), a line at the last epoch saying so."""
@@ -166,7 +178,8 @@ def plot_history(history, monitor="val_iou_score", ended=None):
         if "val_" + key in history:
             ax.plot(epochs, history["val_" + key], "s-", label="validation")
         if best:
-            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {best} (best validation IoU)")
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1,
+                       label=f"kept: epoch {best} (best validation IoU)")
         if ended:
             ax.axvline(epochs[-1], color="black", linestyle=":", linewidth=1, label=f"ended: {ended}")
         ax.set_xlabel("epoch")
@@ -176,6 +189,13 @@ def plot_history(history, monitor="val_iou_score", ended=None):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     axes[1].set_ylim(-0.02, 1.02)
+    top = loss_axis_top(history)
+    if top is not None:
+        axes[0].set_ylim(top=top)
+        for epoch, value in zip(epochs, history["val_loss"]):
+            if value > top:  # drawn at the edge, its value written beside it
+                axes[0].annotate(f"{value:.2f} \u2191", (epoch, top), xytext=(8, -14), textcoords="offset points",
+                                 fontsize=9, color="C1")
     fig.tight_layout()
     return fig
 

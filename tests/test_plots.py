@@ -23,6 +23,20 @@ def test_history_labels_its_axes_and_says_why_training_ended():
     assert "kept: epoch 2 (best validation IoU)" in labels and "ended: all 3 epochs" in labels
 
 
+def test_one_validation_loss_spike_does_not_flatten_the_loss_panel():
+    """The validation loss of the second epoch from scratch once came out at 6.3 with every other loss under 1.5:
+    the panel then stops at twice the highest training loss and writes the spike's value at the edge."""
+    history = {"loss": [1.43, 1.04, 0.93, 0.86], "val_loss": [1.15, 6.30, 1.07, 1.05],
+               "iou_score": [0.02, 0.17, 0.23, 0.24], "val_iou_score": [0.12, 0.01, 0.03, 0.02]}
+    loss_panel = plot_history(history).axes[0]
+    bottom, top = loss_panel.get_ylim()
+    assert top == 2.86 and bottom < 0.86
+    assert [text.get_text() for text in loss_panel.texts] == ["6.30 \u2191"]
+    history["val_loss"][1] = 1.2  # no spike: matplotlib's own limits, nothing written
+    loss_panel = plot_history(history).axes[0]
+    assert loss_panel.get_ylim()[1] < 1.5 and not loss_panel.texts
+
+
 def test_error_overlay_colours_found_extra_and_missed_pixels_apart():
     from birdseg.plots import ERROR_COLORS, error_overlay
 
