@@ -150,15 +150,11 @@ def image_gallery(images, captions, columns=3, title=None):
 
 
 def loss_axis_top(history):
-    """The loss panel's upper limit: twice the highest training loss (an epoch's mean, smooth from the start), so
-    that one validation spike, common in the first epochs from random initialisation, does not flatten every other
-    point; None (matplotlib's own limits) when nothing rises above it or there is no training loss."""
+    """The highest loss the loss panel shows: twice the highest training loss (an epoch's mean, smooth from the
+    start), so that one validation spike, common in the first epochs from random initialisation, does not flatten
+    every other point; None without a training loss."""
     train = np.asarray(history.get("loss", []), dtype=float)
-    if not np.isfinite(train).any():
-        return None
-    top = 2 * float(np.nanmax(train))
-    values = np.asarray(history.get("val_loss", []), dtype=float)
-    return top if (values > top).any() else None
+    return 2 * float(np.nanmax(train)) if np.isfinite(train).any() else None
 
 
 def plot_history(history, monitor="val_iou_score", ended=None):
@@ -190,12 +186,13 @@ def plot_history(history, monitor="val_iou_score", ended=None):
         ax.legend(fontsize=9)
     axes[1].set_ylim(-0.02, 1.02)
     top = loss_axis_top(history)
-    if top is not None:
+    spikes = [(epoch, value) for epoch, value in zip(epochs, history.get("val_loss", []))
+              if top is not None and value > top]
+    if spikes:  # matplotlib's own limits otherwise
         axes[0].set_ylim(top=top)
-        for epoch, value in zip(epochs, history["val_loss"]):
-            if value > top:  # drawn at the edge, its value written beside it
-                axes[0].annotate(f"{value:.2f} \u2191", (epoch, top), xytext=(8, -14), textcoords="offset points",
-                                 fontsize=9, color="C1")
+        for epoch, value in spikes:  # drawn at the edge, its value written beside it
+            axes[0].annotate(f"{value:.2f} \u2191", (epoch, top), xytext=(8, -14), textcoords="offset points",
+                             fontsize=9, color="C1")
     fig.tight_layout()
     return fig
 
