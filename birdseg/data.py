@@ -358,6 +358,19 @@ class Dataset:
     def names(self):
         return [image_path.name for image_path, _ in self.pairs]
 
+    def preview_indices(self, count=3):
+        """`count` indices spread over the split for a figure that shows how the model is doing: in each of
+        `count` equal parts, the first image whose mask holds a bird (a bird-less image shows nothing to find),
+        or the part's first image where none does. Reads masks only until each part has its image."""
+        if not len(self):
+            return []
+        parts = np.array_split(np.arange(len(self)), min(count, len(self)))
+        chosen = []
+        for part in parts:
+            with_bird = (int(index) for index in part if read_mask(self.pairs[index][1]).any())
+            chosen.append(next(with_bird, int(part[0])))
+        return chosen
+
 
 class Dataloader(keras.utils.PyDataset):
     """Batches a Dataset for Keras. With `shuffle`, each epoch has its own order drawn from (seed, epoch),

@@ -177,6 +177,16 @@ def test_dataset_returns_float_image_and_binary_mask(split):
     assert mask.shape == (48, 80, 1) and set(np.unique(mask)) == {0.0, 1.0}
 
 
+def test_preview_takes_an_image_with_a_bird_from_each_part_of_the_split(tmp_path):
+    image, mask = sky_with_bird()
+    for i, has_bird in enumerate([0, 0, 1, 0, 0, 0, 0, 1, 1]):
+        write_pair(tmp_path / "val", f"v{i}", image, mask * has_bird)
+    dataset = data.Dataset(tmp_path / "val")
+    assert dataset.preview_indices(3) == [2, 3, 7]  # the middle third has no bird: its first image
+    assert dataset.preview_indices(20) == list(range(9))  # more asked than there are: each image once
+    assert data.Dataset([]).preview_indices(3) == []
+
+
 # ---------------------------------------------------------------- augmentation
 
 
