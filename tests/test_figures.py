@@ -31,6 +31,8 @@ def test_evaluation_figures_show_what_the_evaluation_predicted_without_predictin
     assert model.calls == len(pairs) * 3
     assert {"overlays.png", "resultbirds-up.png", "resultbirds-bottom.png", "threshold_sweep.png"} == set(figures)
     assert all((tmp_path / name).is_file() for name in figures)
+    assert figures["overlays.png"].get_suptitle() == (f"The first 2 of {len(pairs)} test images with per-image IoU "
+                                                      f"(dataset IoU of all: {metrics['iou']:.3f})")
     for row, entry in zip(samples.rows(samples.gallery), metrics["per_image"][:2], strict=True):
         assert row["caption"] == f"{entry['image']}  " + (f"IoU {entry['iou']:.3f}" if entry["true_fraction"] else
                                                           "no bird, none predicted")
