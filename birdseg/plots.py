@@ -192,7 +192,7 @@ def plot_history(history, monitor="val_iou_score", ended=None):
         axes[0].set_ylim(top=top)
         for epoch, value in spikes:  # drawn at the edge, its value written beside it
             axes[0].annotate(f"{value:.2f} \u2191", (epoch, top), xytext=(8, -14), textcoords="offset points",
-                             fontsize=9, color="C1")
+                             fontsize=9, color="C1", bbox=dict(facecolor="white", edgecolor="none", pad=1))
     fig.tight_layout()
     return fig
 
