@@ -77,7 +77,8 @@ def evaluation_figures(metrics, samples, out_dir, history=None, ended=None):
     shown, images = len(samples.gallery), metrics["images"]
     title = f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})"
     if shown < images:
-        title = f"The first {shown} of {images} test images with per-image IoU (dataset IoU of all: {metrics['iou']:.3f})"
+        title = (f"The first {shown} of {images} test images with per-image IoU "
+                 f"(dataset IoU of all: {metrics['iou']:.3f})")
     figures["overlays.png"] = plots.overlay_gallery(samples.rows(samples.gallery), columns=min(3, shown), title=title)
     figures["resultbirds-up.png"] = plots.prediction_grid(samples.rows(samples.best), title="Best-scoring test images")
     figures["resultbirds-bottom.png"] = plots.prediction_grid(samples.rows(samples.worst),
