@@ -2,12 +2,12 @@
 
 Layout read here (the same as `birds_splitted.zip`):
 
-    <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png
-    <root>/{train,val,test}/mask/<stem>.png|.jpg|...
+    <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png|.bmp|.tif|.tiff|.webp
+    <root>/{train,val,test}/mask/<stem>.png|...  (any of those formats)
 
 Images become float32 RGB in [0, 1], turned upright by their EXIF orientation (every size check uses
-that upright size too). Masks in any common encoding become {0, 1} through one rule, `decode_mask`,
-used by training, evaluation, the dataset builder and check-dataset alike.
+that upright size too); 16-bit ones are scaled to 8 bits, not clipped. Masks in any common encoding become
+{0, 1} through one rule, `decode_mask`, used by training, evaluation, the dataset builder and check-dataset alike.
 """
 import hashlib
 import io
@@ -28,7 +28,8 @@ from PIL import Image, ImageOps
 from birdseg.defaults import MASK_THRESHOLD
 from birdseg.recipe import check_copy_paste, check_image_size
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what Pillow reads without plug-ins
+IMAGE_FORMATS = "/".join(IMAGE_SUFFIXES)  # for messages
 # Files that file managers and OSes drop into folders; never data.
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
@@ -42,7 +43,7 @@ class DatasetError(ValueError):
 
 
 def is_image_file(path):
-    """Whether `path` is an image the loader reads (.jpg/.jpeg/.png, any case; not thumbnails or resource forks)."""
+    """Whether `path` is an image the loader reads (IMAGE_SUFFIXES, any case; not thumbnails or resource forks)."""
     path = Path(path)
     return (
         path.is_file()
@@ -83,7 +84,7 @@ def find_pairs(split_dir):
     if problems:
         raise DatasetError(f"{split_dir}: " + "; ".join(problems))
     if not images:
-        raise DatasetError(f"{split_dir}: the split is empty (no .jpg/.jpeg/.png in images/)")
+        raise DatasetError(f"{split_dir}: the split is empty (no {IMAGE_FORMATS} in images/)")
     return [(images[stem], masks[stem]) for stem in sorted(images)]
 
 
@@ -98,9 +99,23 @@ def read_image(path):
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+            upright = ImageOps.exif_transpose(img)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{path}: cannot read image ({error})") from error
+    return np.asarray(as_8bit(upright, path).convert("RGB"))
+
+
+def as_8bit(img, path):
+    """16-bit grey images (Pillow's "I;16*" and "I" modes) scaled to 8 bits: Pillow's own conversion clips every
+    value above 255 to white. Floating-point images have no agreed range: an error, not a guess."""
+    if img.mode == "F":
+        raise DatasetError(f"{path}: a floating-point image; save it with 8 or 16 bits per channel")
+    if not img.mode.startswith("I"):
+        return img
+    values = np.asarray(img)
+    if values.min() < 0 or values.max() > 65535:
+        raise DatasetError(f"{path}: a 32-bit image with values outside 0..65535; save it with 8 or 16 bits")
+    return Image.fromarray(np.round(values / 257).astype(np.uint8))
 
 
 EXIF_ORIENTATION = 0x0112

@@ -23,8 +23,10 @@ from PIL import Image
 
 from birdseg import display
 from birdseg.data import (
+    IMAGE_FORMATS,
     SPLITS,
     DatasetError,
+    as_8bit,
     decode_mask,
     ensure_dataset,
     find_pairs,
@@ -59,9 +61,13 @@ def image_size(data, source):
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            return upright_size(img)
+            size = upright_size(img)
+            as_8bit(img, source)  # refuses what read_image would refuse, here rather than in training
+    except DatasetError:
+        raise  # as_8bit's, which names the file
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{source}: cannot read image ({error})") from error
+    return size
 
 
 # ---------------------------------------------------------------- splitting
@@ -135,7 +141,7 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None):
     if problems:
         raise DatasetError("; ".join(problems))
     if not samples:
-        raise DatasetError(f"{images_dir}: no images (.jpg/.jpeg/.png) found")
+        raise DatasetError(f"{images_dir}: no images ({IMAGE_FORMATS}) found")
     return samples
 
 

@@ -53,6 +53,28 @@ def test_empty_split(tmp_path):
         data.find_pairs(tmp_path / "test")
 
 
+@pytest.mark.parametrize("image_ext,mask_ext", [(".bmp", ".bmp"), (".tif", ".tiff"), (".webp", ".png"),
+                                                 (".TIFF", ".webp")])
+def test_every_supported_format_pairs_and_reads_back_exactly(tmp_path, image_ext, mask_ext):
+    image, mask = sky_with_bird(seed=3)
+    folder = tmp_path / "val"
+    write_pair(folder, "bird", image, mask, image_ext, mask_ext)
+    if image_ext.lower() == ".webp" or mask_ext == ".webp":  # Pillow writes lossy WebP unless told
+        for path, array in ((folder / "images" / f"bird{image_ext}", image), (folder / "mask" / f"bird{mask_ext}", mask)):
+            Image.fromarray(array).save(path, format=path.suffix[1:].upper(), lossless=True)
+    [(image_path, mask_path)] = data.find_pairs(folder)
+    read_image, read_mask = data.read_pair(image_path, mask_path)
+    assert np.array_equal(read_image, image) and np.array_equal(read_mask, mask // 255)
+
+
+def test_empty_split_names_the_formats_it_looked_for(tmp_path):
+    for sub in ("images", "mask"):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+    (tmp_path / "test" / "images" / "photo.heic").write_bytes(b"not read")
+    with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp in images/"):
+        data.find_pairs(tmp_path / "test")
+
+
 def test_duplicate_stem_is_an_error(split):
     Image.fromarray(sky_with_bird()[0]).save(split / "images" / "bird0.png")
     with pytest.raises(DatasetError, match="two files share the stem 'bird0'"):
@@ -117,6 +139,21 @@ def test_soft_mask_thresholded_and_ambiguous_one_warned(tmp_path):
     reading = data.decode_mask(tmp_path / "labels.png")
     assert reading.foreground.sum() == 0
     assert "labels.png: a mask of 3 grey values, all <= 127, read as all background" in reading.warning
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_grey_photo_is_scaled_to_8_bits_not_clipped(tmp_path, suffix):
+    eight_bit = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
+    cv2.imwrite(str(tmp_path / f"grey16{suffix}"), eight_bit.astype(np.uint16) * 257)  # 0..65535, the same greys
+    with Image.open(tmp_path / f"grey16{suffix}") as img:
+        assert img.mode.startswith("I")  # what Pillow's own conversion to RGB would clip above 255
+    assert np.array_equal(data.read_image(tmp_path / f"grey16{suffix}"), np.stack([eight_bit] * 3, axis=-1))
+
+
+def test_a_floating_point_image_is_refused_by_name(tmp_path):
+    Image.fromarray(np.ones((4, 4), np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(DatasetError, match=r"float\.tif: a floating-point image; save it with 8 or 16 bits"):
+        data.read_image(tmp_path / "float.tif")
 
 
 def test_exif_rotated_photo_is_upright_everywhere(tmp_path):

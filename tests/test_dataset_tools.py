@@ -305,6 +305,17 @@ def test_check_reports_every_problem(good, capsys):
     assert "images without a mask" in out and f"{bad.name}: cannot read image" in out and "NOT usable" in out
 
 
+def test_check_refuses_a_floating_point_image_and_takes_a_16_bit_one(good, capsys):
+    float_image, grey16 = sorted((good / "train" / "images").iterdir())[:2]
+    for path, values in ((float_image, np.ones((48, 80), np.float32)), (grey16, np.full((48, 80), 40000, np.uint16))):
+        path.unlink()
+        Image.fromarray(values).save(path.with_suffix(".tif"))
+    assert cli("check-dataset", good) == 1
+    out = capsys.readouterr().out
+    assert f"{float_image.stem}.tif: a floating-point image; save it with 8 or 16 bits per channel" in out
+    assert f"{grey16.stem}.tif" not in out and "NOT usable" in out
+
+
 def test_check_zip_and_bad_zips(good, tmp_path, capsys):
     archive = dataset_tools.zip_dataset(good)
     assert cli("check-dataset", archive) == 0

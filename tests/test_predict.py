@@ -47,6 +47,20 @@ def test_predict_same_stem_two_formats_writes_both(run_dir, tiny_dataset, tmp_pa
                                                      "a_png_overlay.jpg"]
 
 
+def test_predict_reads_every_supported_format_and_16_bit_photos(run_dir, tiny_dataset, tmp_path, capsys):
+    image = read_image(find_pairs(tiny_dataset / "test")[0][0])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for suffix in (".bmp", ".tif", ".webp"):
+        Image.fromarray(image).save(photos / f"photo{suffix}")
+    Image.fromarray(image[..., 1].astype(np.uint16) * 257).save(photos / "grey16.png")
+    out = tmp_path / "masks"
+    assert main(["predict", "--model", str(run_dir), "--input", str(photos), "--out", str(out), "--quiet"]) == 0
+    assert "4 photo(s) and 0 video(s) segmented into" in capsys.readouterr().out
+    for name in ("photo_bmp", "photo_tif", "photo_webp", "grey16"):
+        assert np.asarray(Image.open(out / f"{name}_mask.png")).shape == image.shape[:2]
+
+
 def test_predict_cli_bad_paths(run_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no saved model here" in capsys.readouterr().err
