@@ -193,7 +193,8 @@ def build_parser():
         "<out>/{train,val,test}/{images,mask} with PNG masks {0,255}. Built in a temporary folder, renamed at the end.",
     )
     p.add_argument("--images", help="folder of images (with --masks or --coco)")
-    p.add_argument("--masks", help="folder of masks: x.png, x_mask.png, x-mask.png, ... for image x.jpg")
+    p.add_argument("--masks", help="folder of masks: x.png, x_mask.png, x-mask.png, ... for image x.jpg; may be "
+                   "--images itself when masks lie beside their photos (Roboflow's segmentation export)")
     p.add_argument("--davis", help="DAVIS root with JPEGImages/480p/<clip> and Annotations/480p/<clip>; grouped by clip")
     p.add_argument("--clips", nargs="+", help="with --davis: only these clips")
     p.add_argument("--coco", help="a COCO annotation file (CVAT, Label Studio, Roboflow exports), with --images: each "

@@ -120,6 +120,10 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None):
             raise DatasetError(f"{folder}: {what} folder does not exist")
     images = list_images(images_dir)
     masks = {path.stem: path for path in sorted(masks_dir.iterdir()) if is_image_file(path)}
+    if images_dir.resolve() == masks_dir.resolve():  # masks beside their images (x.jpg, x_mask.png): Roboflow, Kaggle
+        beside = {candidate for stem in images for candidate in mask_candidates(stem)[1:] if candidate in images}
+        images = {stem: path for stem, path in images.items() if stem not in beside}
+        masks = {stem: path for stem, path in masks.items() if stem in beside}
     pattern = re.compile(group_regex) if group_regex else None
     samples, missing, used = [], [], set()
     for stem, image_path in images.items():

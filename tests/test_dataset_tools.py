@@ -74,6 +74,26 @@ def test_folders_all_mask_variants_grouped_by_clip(tmp_path):
     assert not list(tmp_path.glob(".build-*"))
 
 
+def test_masks_beside_their_images_are_masks_not_images(tmp_path, capsys):
+    """Roboflow's semantic-segmentation export: x_jpg.rf.<hash>.jpg beside x_jpg.rf.<hash>_mask.png (0/1)."""
+    folder = tmp_path / "export" / "train"
+    for i in range(4):
+        image, mask = sky_with_bird(seed=i)
+        save(folder / f"bird{i}_jpg.rf.{i}f3a.jpg", image)
+        save(folder / f"bird{i}_jpg.rf.{i}f3a_mask.png", (mask > 0).astype(np.uint8))
+    (folder / "_classes.csv").write_text("Pixel Value, Class\n0, background\n1, bird\n")
+    out = tmp_path / "birds"
+    assert cli("make-dataset", "--images", folder, "--masks", folder, "--out", out, "--ratios", 1, 0, 0,
+               "--quiet") == 0
+    pairs = find_pairs(out / "train")
+    assert [image.name for image, _ in pairs] == [f"bird{i}_jpg.rf.{i}f3a.jpg" for i in range(4)]
+    for i, (_, mask_path) in enumerate(pairs):
+        np.testing.assert_array_equal(read_mask(mask_path), sky_with_bird(seed=i)[1] > 0)
+    save(folder / "bird9.jpg", sky_with_bird(seed=9)[0])  # a photo without its mask beside it
+    assert cli("make-dataset", "--images", folder, "--masks", folder, "--out", tmp_path / "o") == 2
+    assert "images without a mask" in capsys.readouterr().err
+
+
 def test_soft_masks_counted_and_threshold_option(tmp_path, capsys):
     src = make_folders(tmp_path / "src", count=7, clips=("a",))
     assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
