@@ -3,7 +3,7 @@
 Layout read here (the same as `birds_splitted.zip`):
 
     <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png|.bmp|.tif|.tiff|.webp
-    <root>/{train,val,test}/mask/<stem>.png|...  (any of those formats)
+    <root>/{train,val,test}/mask/<stem>.png|...  (any of those formats; <stem>_mask.png too; or masks/)
 
 Images become float32 RGB in [0, 1], turned upright by their EXIF orientation (every size check uses
 that upright size too); 16-bit ones are scaled to 8 bits, not clipped. Masks in any common encoding become
@@ -33,6 +33,8 @@ IMAGE_FORMATS = "/".join(IMAGE_SUFFIXES)  # for messages
 # Files that file managers and OSes drop into folders; never data.
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
+MASK_FOLDERS = ("mask", "masks")  # a split's masks: make-dataset writes the first
+MASK_SUFFIXES = ("_mask", "-mask", ".mask", "_seg", "-seg")  # besides its own stem, what image x's mask may be named
 
 
 class DatasetError(ValueError):
@@ -66,16 +68,36 @@ def list_images(folder):
     return found
 
 
+def mask_candidates(stem):
+    """The stems a mask of image `stem` may have, in order: x, x_mask, x-mask, x.mask, x_seg, x-seg."""
+    return [stem] + [stem + suffix for suffix in MASK_SUFFIXES]
+
+
+def match_masks(images, masks):
+    """Pair images ({stem: path}) with masks ({stem: path}) by `mask_candidates`; x_mask is x's mask unless
+    x_mask is an image of its own. Returns ({image stem: mask path}, image stems without a mask, mask stems no
+    image took), both lists sorted."""
+    pairs, taken = {}, set()
+    for stem in images:
+        found = next((c for c in mask_candidates(stem) if c in masks and (c == stem or c not in images)), None)
+        if found is not None:
+            pairs[stem] = masks[found]
+            taken.add(found)
+    return pairs, sorted(set(images) - set(pairs)), sorted(set(masks) - taken)
+
+
 def find_pairs(split_dir):
-    """Return sorted [(image_path, mask_path)] for one split folder holding images/ and mask/."""
+    """Return sorted [(image_path, mask_path)] for one split folder holding images/ and mask/ (or masks/)."""
     split_dir = Path(split_dir)
-    for sub in ("images", "mask"):
-        if not (split_dir / sub).is_dir():
-            raise DatasetError(f"{split_dir}: missing folder '{sub}/' (expected {split_dir}/images and {split_dir}/mask)")
+    mask_dirs = [split_dir / name for name in MASK_FOLDERS if (split_dir / name).is_dir()]
+    if not (split_dir / "images").is_dir() or not mask_dirs:
+        missing = "mask" if (split_dir / "images").is_dir() else "images"
+        raise DatasetError(f"{split_dir}: missing folder '{missing}/' (expected {split_dir}/images and {split_dir}/mask)")
+    if len(mask_dirs) > 1:
+        raise DatasetError(f"{split_dir}: both mask/ and masks/ exist; keep the one that holds the masks")
     images = list_images(split_dir / "images")
-    masks = list_images(split_dir / "mask")
-    no_mask = sorted(set(images) - set(masks))
-    no_image = sorted(set(masks) - set(images))
+    masks = list_images(mask_dirs[0])
+    pairs, no_mask, no_image = match_masks(images, masks)
     problems = []
     if no_mask:
         problems.append(f"images without a mask: {_names(images, no_mask)}")
@@ -85,7 +107,7 @@ def find_pairs(split_dir):
         raise DatasetError(f"{split_dir}: " + "; ".join(problems))
     if not images:
         raise DatasetError(f"{split_dir}: the split is empty (no {IMAGE_FORMATS} in images/)")
-    return [(images[stem], masks[stem]) for stem in sorted(images)]
+    return [(images[stem], pairs[stem]) for stem in sorted(images)]
 
 
 def _names(paths_by_stem, stems, limit=20):

@@ -32,13 +32,13 @@ from birdseg.data import (
     find_pairs,
     is_image_file,
     list_images,
+    mask_candidates,
+    match_masks,
     size_mismatch,
     upright_size,
 )
 from birdseg.defaults import CUB_VAL_RATIO, MASK_THRESHOLD, SPLIT_RATIOS
 from birdseg.files import atomic_path
-
-MASK_SUFFIXES = ("_mask", "-mask", ".mask", "_seg", "-seg")
 
 
 @dataclass
@@ -107,11 +107,6 @@ def assign_splits(samples, ratios=SPLIT_RATIOS, seed=0):
 # ---------------------------------------------------------------- sources
 
 
-def mask_candidates(stem):
-    """The stems a mask of image `stem` may have: x, x_mask, x-mask, x.mask, x_seg, x-seg."""
-    return [stem] + [stem + suffix for suffix in MASK_SUFFIXES]
-
-
 def samples_from_folders(images_dir, masks_dir, group_regex=None):
     """Pair images with masks by stem (x.png, x_mask.png, x-mask.png, ... any extension)."""
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -125,18 +120,11 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None):
         images = {stem: path for stem, path in images.items() if stem not in beside}
         masks = {stem: path for stem, path in masks.items() if stem in beside}
     pattern = re.compile(group_regex) if group_regex else None
-    samples, missing, used = [], [], set()
-    for stem, image_path in images.items():
-        mask_stem = next((c for c in mask_candidates(stem) if c in masks), None)
-        if mask_stem is None:
-            missing.append(image_path.name)
-            continue
-        used.add(mask_stem)
-        samples.append(
-            Sample(stem, image_path.name, image_path.read_bytes, masks[mask_stem].read_bytes,
-                   group_of(stem, pattern), str(masks[mask_stem]))
-        )
-    orphans = sorted(masks[m].name for m in set(masks) - used)
+    pairs, no_mask, unused = match_masks(images, masks)
+    samples = [Sample(stem, path.name, path.read_bytes, pairs[stem].read_bytes, group_of(stem, pattern),
+                      str(pairs[stem])) for stem, path in images.items() if stem in pairs]
+    missing = [images[stem].name for stem in no_mask]
+    orphans = [masks[stem].name for stem in unused]
     problems = []
     if missing:
         problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + _more(missing))

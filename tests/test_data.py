@@ -74,6 +74,27 @@ def test_empty_split_names_the_formats_it_looked_for(tmp_path):
         data.find_pairs(tmp_path / "test")
 
 
+def test_masks_named_like_make_dataset_pairs_them_in_mask_or_masks(split):
+    (split / "mask" / "bird0.png").rename(split / "mask" / "bird0_mask.png")
+    (split / "mask" / "bird1.png").rename(split / "mask" / "bird1-seg.png")
+    write_pair(split, "bird2_mask", *sky_with_bird(seed=7))  # a photo named like a mask, with its own mask
+    expected = [("bird0.jpg", "bird0_mask.png"), ("bird1.jpg", "bird1-seg.png"), ("bird2.jpg", "bird2.png"),
+                ("bird2_mask.jpg", "bird2_mask.png")]
+    assert [(image.name, mask.name) for image, mask in data.find_pairs(split)] == expected
+    (split / "mask").rename(split / "masks")
+    assert [(image.name, mask.name) for image, mask in data.find_pairs(split)] == expected
+    (split / "mask").mkdir()
+    with pytest.raises(DatasetError, match="both mask/ and masks/ exist"):
+        data.find_pairs(split)
+
+
+def test_a_photo_named_like_a_mask_is_not_another_photos_mask(split):
+    (split / "mask" / "bird0.png").unlink()
+    write_pair(split, "bird0_mask", *sky_with_bird(seed=7))
+    with pytest.raises(DatasetError, match=r"images without a mask: bird0\.jpg$"):
+        data.find_pairs(split)
+
+
 def test_duplicate_stem_is_an_error(split):
     Image.fromarray(sky_with_bird()[0]).save(split / "images" / "bird0.png")
     with pytest.raises(DatasetError, match="two files share the stem 'bird0'"):
