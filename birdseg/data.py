@@ -89,6 +89,10 @@ def match_masks(images, masks):
 def find_pairs(split_dir):
     """Return sorted [(image_path, mask_path)] for one split folder holding images/ and mask/ (or masks/)."""
     split_dir = Path(split_dir)
+    if not split_dir.is_dir() and split_dir.parent.is_dir():
+        present = sorted(path.name for path in split_dir.parent.iterdir() if path.is_dir())
+        raise DatasetError(f"{split_dir}: no such split folder ({split_dir.parent} holds "
+                           f"{', '.join(present) or 'no folders'}; the splits are named {', '.join(SPLITS)})")
     mask_dirs = [split_dir / name for name in MASK_FOLDERS if (split_dir / name).is_dir()]
     if not (split_dir / "images").is_dir() or not mask_dirs:
         missing = "mask" if (split_dir / "images").is_dir() else "images"

@@ -356,6 +356,10 @@ def test_check_missing_split_folder(good, capsys):
     shutil.rmtree(good / "val" / "mask")
     assert cli("check-dataset", good) == 1
     assert "val: missing folder 'mask/'" in capsys.readouterr().out
+    (good / "val").rename(good / "valid")  # Roboflow's name for it
+    assert cli("check-dataset", good) == 1
+    assert (f"val: no such split folder ({good} holds test, train, valid; the splits are named train, val, test)"
+            in capsys.readouterr().out)
 
 
 # ---------------------------------------------------------------- real photos
