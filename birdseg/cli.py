@@ -40,10 +40,12 @@ def cmd_make_synthetic(args):
 def cmd_make_dataset(args):
     from birdseg import dataset_tools
 
-    sources = [bool(args.masks), bool(args.cub), bool(args.davis), bool(args.coco)]
+    sources = [bool(args.masks), bool(args.cub), bool(args.davis), bool(args.coco), bool(args.labelme)]
     if sum(sources) != 1 and not (args.images and not any(sources)):
-        raise ValueError("give exactly one source: --images DIR --masks DIR, --coco FILE --images DIR, --cub ARCHIVE, "
-                         "or --davis DIR")
+        raise ValueError("give exactly one source: --images DIR --masks DIR, --coco FILE --images DIR, --labelme DIR, "
+                         "--cub ARCHIVE, or --davis DIR")
+    if args.category and not (args.coco or args.labelme):
+        raise ValueError("--category goes with --coco or --labelme")
     ratios = tuple(args.ratios)
     if args.cub:
         if not args.cub_segmentations:
@@ -58,9 +60,15 @@ def cmd_make_dataset(args):
 
             if not args.images:
                 raise ValueError("--coco needs --images, the folder of the photos it names")
-            coco = samples_from_coco(args.coco, args.images, args.category, args.group)
-            print(coco.summary())
-            samples = coco.samples
+            annotated = samples_from_coco(args.coco, args.images, args.category, args.group)
+            print(annotated.summary())
+            samples = annotated.samples
+        elif args.labelme:
+            from birdseg.labelme import samples_from_labelme
+
+            annotated = samples_from_labelme(args.labelme, args.category, args.group)
+            print(annotated.summary())
+            samples = annotated.samples
         elif args.davis:
             samples = dataset_tools.samples_from_davis(args.davis, clips=args.clips)
         else:
@@ -188,7 +196,8 @@ def build_parser():
     p.set_defaults(run=cmd_make_synthetic)
 
     p = commands.add_parser(
-        "make-dataset", help="build the birds_splitted layout from image+mask folders, DAVIS or CUB-200-2011",
+        "make-dataset", help="build the birds_splitted layout from image+mask folders, COCO, LabelMe, DAVIS or "
+        "CUB-200-2011",
         description="Pairs images with masks, splits them (whole groups per split) and writes "
         "<out>/{train,val,test}/{images,mask} with PNG masks {0,255}. Built in a temporary folder, renamed at the end.",
     )
@@ -199,7 +208,10 @@ def build_parser():
     p.add_argument("--clips", nargs="+", help="with --davis: only these clips")
     p.add_argument("--coco", help="a COCO annotation file (CVAT, Label Studio, Roboflow exports), with --images: each "
                    "image's mask is the union of its annotations (polygons, RLE)")
-    p.add_argument("--category", nargs="+", help="with --coco: only these categories (names, any case; default: all)")
+    p.add_argument("--labelme", help="a folder of LabelMe .json files (also AnyLabeling's): each photo's mask is the "
+                   "union of its polygons, rectangles, circles and masks")
+    p.add_argument("--category", nargs="+", help="with --coco: only these categories; with --labelme: only these "
+                   "labels (names, any case; default: all)")
     p.add_argument("--cub", help="CUB_200_2011.tgz (read without unpacking)")
     p.add_argument("--cub-segmentations", help="segmentations.tgz of CUB-200-2011")
     p.add_argument("--val-ratio", type=float, default=CUB_VAL_RATIO,

@@ -5,33 +5,13 @@ What CVAT, Label Studio and Roboflow export as "COCO JSON": `images` (id, file_n
 Segmentations are decoded by pycocotools, the reference implementation. Every problem is named with the file or
 annotation it comes from; images without an annotation of the chosen categories get an empty mask, counted.
 """
-import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from birdseg.data import DatasetError, is_image_file
-from birdseg.dataset_tools import Sample, group_of
-
-
-@dataclass
-class CocoSamples:
-    """Samples read from a COCO file, and what was found on the way."""
-
-    samples: list
-    empty: list  # file names of images without an annotation of the chosen categories
-    categories: list  # names of the categories whose annotations make the masks
-
-    def summary(self):
-        shown = ", ".join(self.empty[:10]) + (f" and {len(self.empty) - 10} more" if len(self.empty) > 10 else "")
-        lines = [f"COCO: {len(self.samples)} image(s), masks from categories {', '.join(self.categories)}"]
-        if self.empty:
-            lines.append(f"  {len(self.empty)} image(s) without an annotation of these categories, written with an "
-                         f"empty mask: {shown}")
-        return "\n".join(lines)
+from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
 
 
 def read_coco(path):
@@ -95,17 +75,10 @@ def decode_segmentation(annotation, height, width):
         raise ValueError(f"cannot decode it ({error})") from error
 
 
-def png_bytes(mask):
-    """A bool mask as PNG bytes {0, 255}."""
-    buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def samples_from_coco(annotations_path, images_dir, categories=None, group_regex=None):
     """Samples of every image in a COCO file, each with the union of its annotations of `categories` (names; all
     when None) as its mask. The masks are decoded now, so a malformed file stops before anything is written.
-    Returns CocoSamples; DatasetError names every problem found."""
+    Returns AnnotatedSamples; DatasetError names every problem found."""
     import re
 
     path, images_dir = Path(annotations_path), Path(images_dir)
@@ -158,4 +131,4 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
         samples.append(Sample(image_path.stem, image_path.name, image_path.read_bytes,
                               lambda mask=masks[image_id]: png_bytes(mask), group_of(image_path.stem, pattern),
                               f"{path.name}: {image['file_name']}"))
-    return CocoSamples(samples, empty, sorted(chosen.values()))
+    return AnnotatedSamples("COCO", samples, empty, "categories " + ", ".join(sorted(chosen.values())))

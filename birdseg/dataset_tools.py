@@ -53,6 +53,34 @@ class Sample:
     mask_source: str = ""  # for messages
 
 
+@dataclass
+class AnnotatedSamples:
+    """Samples whose masks were drawn from annotation files (COCO, LabelMe), and what was found on the way."""
+
+    source: str  # "COCO", "LabelMe"
+    samples: list
+    empty: list  # file names of images without an annotation of the chosen classes
+    classes: str  # which annotations make the masks, for people: "categories Bird", "labels bird, gull"
+    ignored: str = ""  # what was read and not drawn, for people
+
+    def summary(self):
+        shown = ", ".join(self.empty[:10]) + (f" and {len(self.empty) - 10} more" if len(self.empty) > 10 else "")
+        lines = [f"{self.source}: {len(self.samples)} image(s), masks from {self.classes}"]
+        if self.empty:
+            lines.append(f"  {len(self.empty)} image(s) without an annotation of these, written with an empty mask: "
+                         f"{shown}")
+        if self.ignored:
+            lines.append(f"  {self.ignored}")
+        return "\n".join(lines)
+
+
+def png_bytes(mask):
+    """A bool mask as PNG bytes {0, 255}."""
+    buffer = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 # ---------------------------------------------------------------- images
 
 

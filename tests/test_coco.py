@@ -92,7 +92,7 @@ def test_one_mask_per_image_from_polygons_and_rle_of_the_chosen_category(tmp_pat
         np.testing.assert_array_equal(masks[stem], rle_mask(), err_msg=stem)
     assert masks["c_006"].sum() == masks["c_007"].sum() == 0
     assert "COCO: 8 image(s), masks from categories Bird" in printed
-    assert "2 image(s) without an annotation of these categories, written with an empty mask: c_006.jpg, c_007.jpg" \
+    assert "2 image(s) without an annotation of these, written with an empty mask: c_006.jpg, c_007.jpg" \
         in printed
     splits = {split: {image.stem[0] for image, _ in find_pairs(tmp_path / "out" / split)}
               for split in ("train", "val", "test") if any((tmp_path / "out" / split / "images").iterdir())}

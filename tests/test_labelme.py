@@ -1,0 +1,132 @@
+"""LabelMe annotations in: every region shape drawn as LabelMe draws it, photos on disk or embedded, labels chosen,
+lines and points left out, and every kind of broken file named with nothing written."""
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from birdseg.cli import main
+from birdseg.data import find_pairs, read_mask
+from birdseg.labelme import draw_region
+
+HEIGHT, WIDTH = 40, 60
+
+
+def png_base64(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def shape(label, kind, points, **extra):
+    return {"label": label, "shape_type": kind, "points": points, "group_id": None, "flags": {}, **extra}
+
+
+def labelme_file(folder, stem, shapes, embed=False, image_path=None):
+    """A photo and its LabelMe file as LabelMe 5 writes them; `embed`: the photo only inside the JSON."""
+    photo = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    if not embed:
+        (folder / f"{stem}.png").write_bytes(buffer.getvalue())
+    document = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image_path or f"{stem}.png",
+                "imageData": base64.b64encode(buffer.getvalue()).decode() if embed else None,
+                "imageHeight": HEIGHT, "imageWidth": WIDTH}
+    (folder / f"{stem}.json").write_text(json.dumps(document))
+
+
+def labelme_reference(kind, points):
+    """What LabelMe's `shape_to_mask` draws: Pillow, outline and fill."""
+    canvas = Image.new("L", (WIDTH, HEIGHT))
+    draw = ImageDraw.Draw(canvas)
+    xy = [tuple(point) for point in points]
+    if kind == "polygon":
+        draw.polygon(xy, outline=1, fill=1)
+    elif kind == "rectangle":
+        draw.rectangle(xy, outline=1, fill=1)
+    else:
+        (cx, cy), (px, py) = xy
+        radius = ((px - cx) ** 2 + (py - cy) ** 2) ** 0.5
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=1, fill=1)
+    return np.asarray(canvas, bool)
+
+
+@pytest.mark.parametrize("kind,points", [
+    ("polygon", [[10.4, 5.2], [30.7, 8.1], [25.5, 30.9], [8.2, 22.6]]),
+    ("rectangle", [[12, 6], [40.5, 25.5]]),
+    ("circle", [[30, 20], [30, 31.5]]),
+])
+def test_each_region_is_drawn_as_labelme_draws_it(kind, points):
+    drawn = draw_region(shape("bird", kind, points), HEIGHT, WIDTH)
+    assert drawn.any() and np.array_equal(drawn, labelme_reference(kind, points))
+
+
+def test_a_rectangle_dragged_up_and_left_and_a_mask_shape_over_the_edge():
+    up_left = draw_region(shape("bird", "rectangle", [[40, 25], [12, 6]]), HEIGHT, WIDTH)
+    assert np.array_equal(up_left, labelme_reference("rectangle", [[12, 6], [40, 25]]))
+    box = np.zeros((10, 8), np.uint8)
+    box[2:6, 1:7] = 255
+    drawn = draw_region(shape("bird", "mask", [[56, 33], [63, 42]], mask=png_base64(box)), HEIGHT, WIDTH)
+    expected = np.zeros((HEIGHT, WIDTH), bool)
+    expected[35:39, 57:60] = True  # the box from (56, 33); its columns past 59 are outside the photo
+    assert np.array_equal(drawn, expected)
+
+
+def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path, capsys):
+    source = tmp_path / "labelled"
+    (source / "clip_b").mkdir(parents=True)
+    labelme_file(source, "clip_a_000", [shape("Bird", "polygon", [[10, 10], [30, 10], [30, 30], [10, 30]]),
+                                        shape("branch", "rectangle", [[40, 0], [59, 10]])])
+    labelme_file(source, "clip_a_001", [shape("bird", "circle", [[30, 20], [30, 25]]),
+                                        shape("bird", "point", [[5, 5]]), shape("bird", "line", [[0, 0], [9, 9]])],
+                 embed=True)
+    labelme_file(source / "clip_b", "clip_b_000", [shape("branch", "polygon", [[0, 0], [9, 0], [9, 9]])],
+                 image_path="..\\clip_b\\clip_b_000.png")  # written on Windows
+    out = tmp_path / "birds"
+    assert main(["make-dataset", "--labelme", str(source), "--category", "BIRD", "--group", r"^(.+)_\d+$",
+                 "--ratios", "1", "0", "0", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "LabelMe: 3 image(s), masks from labels Bird, bird" in printed
+    assert "1 image(s) without an annotation of these, written with an empty mask: clip_b_000.png" in printed
+    assert "shapes without an area, not drawn: 1 line, 1 point" in printed
+    masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
+    assert masks["clip_a_000"].sum() == 21 * 21  # the square with its outline; the branch left out
+    assert np.array_equal(masks["clip_a_001"], labelme_reference("circle", [[30, 20], [30, 25]]))
+    assert masks["clip_b_000"].sum() == 0
+    assert (out / "train" / "images" / "clip_a_001.png").is_file()  # the embedded photo written out
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [[1, 1], [5, 5]])),
+     "clip_0.json: shape 2 ('bird', polygon): a polygon needs at least 3 points, it has 2"),
+    (lambda d: d["shapes"].append(shape("bird", "cuboid", [[1, 1], [5, 5]])),
+     "clip_0.json: shape 2 has shape_type 'cuboid'"),
+    (lambda d: d["shapes"].append(shape("bird", "mask", [[1, 1], [5, 5]], mask="not base64!")),
+     "clip_0.json: shape 2 ('bird', mask): its 'mask' is not a base64 PNG"),
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [[1, "a"], [5, 5], [1, 5]])),
+     "points must be [x, y] pairs of numbers"),
+    (lambda d: d.update(imageHeight=HEIGHT + 1), f"clip_0.json: says the photo is {WIDTH}x{HEIGHT + 1}"),
+    (lambda d: d.update(imagePath="elsewhere.png"), "its photo"),
+    (lambda d: d.pop("shapes"), "clip_0.json: not a LabelMe file (no list 'shapes')"),
+])
+def test_broken_files_are_named_and_nothing_is_written(tmp_path, capsys, breakage, message):
+    source = tmp_path / "labelled"
+    source.mkdir()
+    labelme_file(source, "clip_0", [shape("bird", "rectangle", [[2, 2], [9, 9]])])
+    document = json.loads((source / "clip_0.json").read_text())
+    breakage(document)
+    (source / "clip_0.json").write_text(json.dumps(document))
+    assert main(["make-dataset", "--labelme", str(source), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_label_lists_those_there_are(tmp_path, capsys):
+    source = tmp_path / "labelled"
+    source.mkdir()
+    labelme_file(source, "a", [shape("gull", "rectangle", [[2, 2], [9, 9]])])
+    assert main(["make-dataset", "--labelme", str(source), "--category", "heron", "--out", str(tmp_path / "o")]) == 2
+    assert "no shape labelled heron; the files have gull" in capsys.readouterr().err
