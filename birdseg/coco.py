@@ -6,6 +6,7 @@ Segmentations are decoded by pycocotools, the reference implementation. Every pr
 annotation it comes from; images without an annotation of the chosen categories get an empty mask, counted.
 """
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -92,24 +93,26 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
             raise DatasetError(f"{path}: image entry {image} lacks id, file_name, width or height")
         images[image["id"]] = image
     known_categories = {category["id"] for category in document["categories"]}
-    masks = {image_id: np.zeros((image["height"], image["width"]), bool) for image_id, image in images.items()}
-    problems = []
+    annotations_of, problems = defaultdict(list), []
     for annotation in document["annotations"]:
         name = f"annotation {annotation.get('id', '?')}"
         if annotation.get("image_id") not in images:
             problems.append(f"{name} points at image id {annotation.get('image_id')!r}, which the file does not list")
-            continue
-        image = images[annotation["image_id"]]
-        if annotation.get("category_id") not in known_categories:
-            problems.append(f"{name} ({image['file_name']}) has category id {annotation.get('category_id')!r}, "
-                            "which the file does not list")
-            continue
-        if annotation["category_id"] not in chosen:
-            continue
-        try:
-            masks[image["id"]] |= decode_segmentation(annotation, image["height"], image["width"])
-        except ValueError as error:
-            problems.append(f"{name} ({image['file_name']}): malformed segmentation: {error}")
+        elif annotation.get("category_id") not in known_categories:
+            problems.append(f"{name} ({images[annotation['image_id']]['file_name']}) has category id "
+                            f"{annotation.get('category_id')!r}, which the file does not list")
+        elif annotation["category_id"] in chosen:
+            annotations_of[annotation["image_id"]].append(annotation)
+    masks = {}  # image id -> PNG bytes: one image's array at a time, however many photos the file lists
+    for image_id, image in images.items():
+        mask = np.zeros((image["height"], image["width"]), bool)
+        for annotation in annotations_of[image_id]:
+            try:
+                mask |= decode_segmentation(annotation, image["height"], image["width"])
+            except ValueError as error:
+                problems.append(f"annotation {annotation.get('id', '?')} ({image['file_name']}): malformed "
+                                f"segmentation: {error}")
+        masks[image_id] = (png_bytes(mask), bool(mask.any()))
     on_disk = {p.name: p for p in sorted(images_dir.rglob("*")) if is_image_file(p)}
     missing = sorted(image["file_name"] for image in images.values() if Path(image["file_name"]).name not in on_disk)
     if missing:
@@ -126,9 +129,9 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
         if image_path.stem in stems:
             raise DatasetError(f"{path}: two images share the stem '{image_path.stem}'")
         stems.add(image_path.stem)
-        if not masks[image_id].any():
+        png, has_bird = masks[image_id]
+        if not has_bird:
             empty.append(image_path.name)
-        samples.append(Sample(image_path.stem, image_path.name, image_path.read_bytes,
-                              lambda mask=masks[image_id]: png_bytes(mask), group_of(image_path.stem, pattern),
-                              f"{path.name}: {image['file_name']}"))
+        samples.append(Sample(image_path.stem, image_path.name, image_path.read_bytes, lambda png=png: png,
+                              group_of(image_path.stem, pattern), f"{path.name}: {image['file_name']}"))
     return AnnotatedSamples("COCO", samples, empty, "categories " + ", ".join(sorted(chosen.values())))
