@@ -28,7 +28,14 @@ from PIL import Image, ImageOps
 from birdseg.defaults import MASK_THRESHOLD
 from birdseg.recipe import check_copy_paste, check_image_size
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what Pillow reads without plug-ins
+try:  # phone photos (.heic): Pillow reads them through this plug-in (requirements.txt); without it they are left out
+    from pillow_heif import register_heif_opener
+except ImportError:
+    HEIF_SUFFIXES = ()
+else:
+    register_heif_opener()
+    HEIF_SUFFIXES = (".heic", ".heif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") + HEIF_SUFFIXES
 IMAGE_FORMATS = "/".join(IMAGE_SUFFIXES)  # for messages
 # Files that file managers and OSes drop into folders; never data.
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -47,12 +54,12 @@ class DatasetError(ValueError):
 def is_image_file(path):
     """Whether `path` is an image the loader reads (IMAGE_SUFFIXES, any case; not thumbnails or resource forks)."""
     path = Path(path)
-    return (
-        path.is_file()
-        and path.suffix.lower() in IMAGE_SUFFIXES
-        and path.name.lower() not in IGNORED_NAMES
-        and not path.name.startswith("._")  # macOS resource forks
-    )
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_system_file(path)
+
+
+def is_system_file(path):
+    """Files that operating systems and file managers drop into folders (thumbnails, macOS resource forks)."""
+    return Path(path).name.lower() in IGNORED_NAMES or Path(path).name.startswith("._")
 
 
 def list_images(folder):

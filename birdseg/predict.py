@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from birdseg import display, plots
-from birdseg.data import DatasetError, is_image_file, read_image, read_pair
+from birdseg.data import IMAGE_FORMATS, DatasetError, is_image_file, is_system_file, read_image, read_pair
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
@@ -153,16 +153,21 @@ def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE, tta=TTA, tiles=TI
 
 
 def media_files(path):
-    """The photo or video at `path`, or the photos and videos in the folder `path` (sorted); FileNotFoundError
-    when neither."""
-    from birdseg.video import is_video_file
+    """The photo or video at `path`, or the photos and videos in the folder `path` (sorted), naming the other files
+    it leaves out; FileNotFoundError when neither."""
+    from birdseg.video import VIDEO_SUFFIXES, is_video_file
 
     path = Path(path)
     if path.is_file():
         return [path]
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if is_image_file(p) or is_video_file(p))
-    raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    found = sorted(p for p in path.iterdir() if is_image_file(p) or is_video_file(p))
+    other = sorted(p.name for p in path.iterdir() if p.is_file() and p not in found and not is_system_file(p))
+    if other:
+        print(f"{path}: {len(other)} file(s) left out, not a photo or video this reads ({IMAGE_FORMATS}, "
+              f"{'/'.join(VIDEO_SUFFIXES)}): {', '.join(other[:10])}" + (" ..." if len(other) > 10 else ""))
+    return found
 
 
 def output_names(paths):

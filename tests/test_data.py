@@ -66,11 +66,19 @@ def test_every_supported_format_pairs_and_reads_back_exactly(tmp_path, image_ext
     assert np.array_equal(read_image, image) and np.array_equal(read_mask, mask // 255)
 
 
+def test_a_phone_photo_in_heic_is_read(tmp_path):
+    image, mask = sky_with_bird(seed=4)
+    write_pair(tmp_path / "train", "iphone", image, mask, image_ext=".HEIC")
+    [(image_path, mask_path)] = data.find_pairs(tmp_path / "train")
+    read_image, _ = data.read_pair(image_path, mask_path)
+    assert read_image.shape == image.shape and np.abs(read_image.astype(int) - image).mean() < 4  # lossy, like JPEG
+
+
 def test_empty_split_names_the_formats_it_looked_for(tmp_path):
     for sub in ("images", "mask"):
         (tmp_path / "test" / sub).mkdir(parents=True)
-    (tmp_path / "test" / "images" / "photo.heic").write_bytes(b"not read")
-    with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp in images/"):
+    (tmp_path / "test" / "images" / "photo.avif").write_bytes(b"not read")
+    with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp/\.heic/\.heif in images/"):
         data.find_pairs(tmp_path / "test")
 
 

@@ -61,6 +61,18 @@ def test_predict_reads_every_supported_format_and_16_bit_photos(run_dir, tiny_da
         assert np.asarray(Image.open(out / f"{name}_mask.png")).shape == image.shape[:2]
 
 
+def test_media_files_names_what_it_leaves_out(tmp_path, capsys):
+    for name in ("b.jpg", "a.HEIC", "clip.MP4", "notes.txt", "anim.gif", ".DS_Store", "._b.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    assert [p.name for p in predict.media_files(tmp_path)] == ["a.HEIC", "b.jpg", "clip.MP4"]
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{tmp_path}: 2 file(s) left out, not a photo or video this reads (.jpg/")
+    assert printed.endswith("): anim.gif, notes.txt\n")
+    assert predict.media_files(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # named: predict says if unreadable
+    assert capsys.readouterr().out == ""
+
+
 def test_predict_cli_bad_paths(run_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no saved model here" in capsys.readouterr().err
