@@ -46,6 +46,8 @@ def cmd_make_dataset(args):
                          "--cub ARCHIVE, or --davis DIR")
     if args.category and not (args.coco or args.labelme):
         raise ValueError("--category goes with --coco or --labelme")
+    if args.mask_values and not (args.masks or args.davis):
+        raise ValueError("--mask-values goes with --masks or --davis (mask files to read)")
     ratios = tuple(args.ratios)
     if args.cub:
         if not args.cub_segmentations:
@@ -77,7 +79,7 @@ def cmd_make_dataset(args):
             samples = dataset_tools.samples_from_folders(args.images, args.masks, group_regex=args.group)
         by_split = dataset_tools.assign_splits(samples, ratios, args.seed)
         report = dataset_tools.build_dataset(by_split, args.out, args.threshold, args.overwrite,
-                                         progress=not args.quiet)
+                                             progress=not args.quiet, bird_values=args.mask_values)
     print(report.summary())
     if args.zip:
         print(f"wrote {dataset_tools.zip_dataset(report.out)}")
@@ -223,6 +225,9 @@ def build_parser():
                    "one split, e.g. '^(.+)_\\d+$' for <clip>_<frame>. With --cub: 'species'")
     p.add_argument("--threshold", type=int, default=MASK_THRESHOLD,
                    help="soft 0-255 masks: foreground above this value")
+    p.add_argument("--mask-values", nargs="+", type=int, metavar="VALUE",
+                   help="with --masks or --davis: class maps (palette or grey), only these values are bird, e.g. 3 for "
+                   "Pascal VOC's SegmentationClass (other classes and the 255 border are not)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once the new one is complete)")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -171,9 +171,11 @@ class MaskReading:
     warning: str = None
 
 
-def decode_mask(source, threshold=MASK_THRESHOLD, name=None):
+def decode_mask(source, threshold=MASK_THRESHOLD, name=None, bird_values=None):
     """The one rule for what a bird pixel is, for every path (training, evaluation, building, checking).
 
+    - `bird_values` given (make-dataset --mask-values, for class maps such as Pascal VOC's): the palette indices or
+      grey values listed are bird, every other value is not;
     - palette images (VOC/DAVIS-2017 style): every index other than 0 is bird;
     - RGB/RGBA masks are read by their luminance, then as grey;
     - grey with at most one value besides 0 ({0, 255}, {0, 1}, {0, 38}, 16-bit {0, 65535}): that value is bird;
@@ -186,6 +188,8 @@ def decode_mask(source, threshold=MASK_THRESHOLD, name=None):
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.load()
+            if bird_values is not None:
+                return class_map_reading(img, bird_values, name)
             if img.mode == "P":
                 return MaskReading(np.asarray(img) != 0, "palette")
             if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
@@ -207,6 +211,15 @@ def decode_mask(source, threshold=MASK_THRESHOLD, name=None):
         warning = (f"{name}: a mask of {len(distinct)} grey values, all <= {cut:g}, read as all background; "
                    "if its values are class labels, save bird pixels as 255 (or any single value) and others as 0")
     return MaskReading(foreground, f"soft, threshold {threshold}{depth}", warning)
+
+
+def class_map_reading(img, bird_values, name):
+    """A palette or grey class map whose `bird_values` are bird. Colour masks have no values to list: an error."""
+    if img.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
+        raise DatasetError(f"{name}: a {img.mode} mask; mask values name palette indices or grey levels, so it "
+                           "takes palette or greyscale masks")
+    return MaskReading(np.isin(np.asarray(img), list(bird_values)),
+                       "values " + ", ".join(str(value) for value in sorted(bird_values)))
 
 
 def read_mask(path):

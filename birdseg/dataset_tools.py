@@ -312,11 +312,11 @@ def commit_output(staging, out):
         shutil.rmtree(old)
 
 
-def write_sample(split_dir, sample, threshold):
+def write_sample(split_dir, sample, threshold, bird_values=None):
     """Write one checked pair (mask as PNG {0, 255}); returns the MaskReading of its mask."""
     image_bytes = sample.read_image_bytes()
     width, height = image_size(image_bytes, sample.image_name)
-    reading = decode_mask(sample.read_mask_bytes(), threshold, sample.mask_source)
+    reading = decode_mask(sample.read_mask_bytes(), threshold, sample.mask_source, bird_values)
     foreground = reading.foreground
     if foreground.shape != (height, width):
         mask_size = foreground.shape[::-1]
@@ -326,8 +326,9 @@ def write_sample(split_dir, sample, threshold):
     return reading
 
 
-def build_dataset(samples_by_split, out, threshold=MASK_THRESHOLD, overwrite=False, progress=True):
-    """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport."""
+def build_dataset(samples_by_split, out, threshold=MASK_THRESHOLD, overwrite=False, progress=True, bird_values=None):
+    """Write samples into `out/{split}/{images,mask}` via a temporary folder; returns a BuildReport. `bird_values`:
+    the mask values that are bird (class maps), instead of the mask rule's reading."""
     total = sum(len(s) for s in samples_by_split.values())
     groups = {s: sorted({x.group for x in samples}) for s, samples in samples_by_split.items()}
     report = BuildReport(Path(out), {s: len(v) for s, v in samples_by_split.items()}, groups=groups)
@@ -335,7 +336,7 @@ def build_dataset(samples_by_split, out, threshold=MASK_THRESHOLD, overwrite=Fal
         with display.progress_bar(total, "writing", "img", enabled=progress) as bar:
             for split in SPLITS:
                 for sample in samples_by_split.get(split, []):
-                    report.note_mask(write_sample(staging / split, sample, threshold))
+                    report.note_mask(write_sample(staging / split, sample, threshold, bird_values))
                     bar.update()
     return report
 

@@ -94,6 +94,32 @@ def test_masks_beside_their_images_are_masks_not_images(tmp_path, capsys):
     assert "images without a mask" in capsys.readouterr().err
 
 
+def test_mask_values_pick_the_bird_class_of_a_class_map(tmp_path, capsys):
+    """Pascal VOC's SegmentationClass: palette indices per class (bird 3, person 15), 255 on object borders."""
+    images, masks = tmp_path / "JPEGImages", tmp_path / "SegmentationClass"
+    classes = np.zeros((48, 80), np.uint8)
+    classes[10:20, 10:30] = 3
+    classes[30:40, 40:60] = 15
+    classes[9, 10:30] = 255
+    for stem in ("2008_000001", "2008_000002"):
+        save(images / f"{stem}.jpg", sky_with_bird()[0])
+        palette = Image.fromarray(classes, mode="P")
+        palette.putpalette([value for index in range(256) for value in (index, 0, 255 - index)])
+        masks.mkdir(exist_ok=True)
+        palette.save(masks / f"{stem}.png")
+    out = tmp_path / "voc_birds"
+    assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--out", out,
+               "--ratios", 1, 0, 0, "--quiet") == 0
+    for _, mask_path in find_pairs(out / "train"):
+        assert np.array_equal(read_mask(mask_path), classes == 3)
+    save(masks / "2008_000002.png", np.stack([classes] * 3, -1))  # the same classes as colours: no values to read
+    assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--out", tmp_path / "o",
+               "--ratios", 1, 0, 0) == 2
+    assert "2008_000002.png: a RGB mask; mask values name palette indices or grey levels" in capsys.readouterr().err
+    assert cli("make-dataset", "--coco", "x.json", "--images", images, "--mask-values", 3, "--out", tmp_path / "o") == 2
+    assert "--mask-values goes with --masks or --davis" in capsys.readouterr().err
+
+
 def test_soft_masks_counted_and_threshold_option(tmp_path, capsys):
     src = make_folders(tmp_path / "src", count=7, clips=("a",))
     assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o",
