@@ -76,7 +76,7 @@ def cmd_make_dataset(args):
         else:
             if not (args.images and args.masks):
                 raise ValueError("--images and --masks go together")
-            samples = dataset_tools.samples_from_folders(args.images, args.masks, group_regex=args.group)
+            samples = dataset_tools.samples_from_folders(args.images, args.masks, args.group, args.only_masked)
         by_split = dataset_tools.assign_splits(samples, ratios, args.seed)
         report = dataset_tools.build_dataset(by_split, args.out, args.threshold, args.overwrite,
                                              progress=not args.quiet, bird_values=args.mask_values)
@@ -225,6 +225,8 @@ def build_parser():
                    "one split, e.g. '^(.+)_\\d+$' for <clip>_<frame>. With --cub: 'species'")
     p.add_argument("--threshold", type=int, default=MASK_THRESHOLD,
                    help="soft 0-255 masks: foreground above this value")
+    p.add_argument("--only-masked", action="store_true",
+                   help="with --masks: leave out (and count) the images that have no mask, instead of an error")
     p.add_argument("--mask-values", nargs="+", type=int, metavar="VALUE",
                    help="with --masks or --davis: class maps (palette or grey), only these values are bird, e.g. 3 for "
                    "Pascal VOC's SegmentationClass (other classes and the 255 border are not)")

@@ -135,8 +135,9 @@ def assign_splits(samples, ratios=SPLIT_RATIOS, seed=0):
 # ---------------------------------------------------------------- sources
 
 
-def samples_from_folders(images_dir, masks_dir, group_regex=None):
-    """Pair images with masks by stem (x.png, x_mask.png, x-mask.png, ... any extension)."""
+def samples_from_folders(images_dir, masks_dir, group_regex=None, only_masked=False):
+    """Pair images with masks by stem (x.png, x_mask.png, x-mask.png, ... any extension). An image without a mask
+    is an error, or with `only_masked` left out, counted (a folder of photos of which some were labelled)."""
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for folder, what in ((images_dir, "--images"), (masks_dir, "--masks")):
         if not folder.is_dir():
@@ -154,8 +155,12 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None):
     missing = [images[stem].name for stem in no_mask]
     orphans = [masks[stem].name for stem in unused]
     problems = []
-    if missing:
-        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + _more(missing))
+    if missing and only_masked:
+        print(f"{len(missing)} image(s) without a mask in {masks_dir} left out (--only-masked): "
+              f"{', '.join(missing[:5])}" + _more(missing, 5))
+    elif missing:
+        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + _more(missing)
+                        + " (--only-masked leaves them out)")
     if orphans:
         problems.append(f"masks without an image in {images_dir}: {', '.join(orphans[:20])}" + _more(orphans))
     if problems:

@@ -107,14 +107,20 @@ def test_mask_values_pick_the_bird_class_of_a_class_map(tmp_path, capsys):
         palette.putpalette([value for index in range(256) for value in (index, 0, 255 - index)])
         masks.mkdir(exist_ok=True)
         palette.save(masks / f"{stem}.png")
+    save(images / "2008_000003.jpg", sky_with_bird()[0])  # VOC labels a fifth of its photos
     out = tmp_path / "voc_birds"
     assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--out", out,
-               "--ratios", 1, 0, 0, "--quiet") == 0
+               "--ratios", 1, 0, 0, "--quiet") == 2
+    assert "images without a mask in" in capsys.readouterr().err
+    assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--only-masked",
+               "--out", out, "--ratios", 1, 0, 0, "--quiet") == 0
+    assert f"1 image(s) without a mask in {masks} left out (--only-masked): 2008_000003.jpg" in capsys.readouterr().out
+    assert [image.stem for image, _ in find_pairs(out / "train")] == ["2008_000001", "2008_000002"]
     for _, mask_path in find_pairs(out / "train"):
         assert np.array_equal(read_mask(mask_path), classes == 3)
     save(masks / "2008_000002.png", np.stack([classes] * 3, -1))  # the same classes as colours: no values to read
-    assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--out", tmp_path / "o",
-               "--ratios", 1, 0, 0) == 2
+    assert cli("make-dataset", "--images", images, "--masks", masks, "--mask-values", 3, "--only-masked",
+               "--out", tmp_path / "o", "--ratios", 1, 0, 0) == 2
     assert "2008_000002.png: a RGB mask; mask values name palette indices or grey levels" in capsys.readouterr().err
     assert cli("make-dataset", "--coco", "x.json", "--images", images, "--mask-values", 3, "--out", tmp_path / "o") == 2
     assert "--mask-values goes with --masks or --davis" in capsys.readouterr().err
