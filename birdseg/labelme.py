@@ -94,8 +94,10 @@ def photo_of(path, document):
     `imagePath`, else the file's own `imageData` (read again when written, so no photo is held in memory)."""
     image_path = str(document.get("imagePath") or "").replace("\\", "/")  # written on Windows
     name = Path(image_path).name or f"{path.stem}.png"
-    on_disk = path.parent / image_path
-    if image_path and on_disk.is_file():
+    # where imagePath points from the JSON file, else beside it (a path from the labeller's machine)
+    on_disk = next((c for c in (path.parent / image_path, path.parent / name) if image_path and c.is_file()),
+                   path.parent / image_path)
+    if on_disk.is_file():
         reader = on_disk.read_bytes
         source = on_disk
     elif isinstance(document.get("imageData"), str):

@@ -80,22 +80,24 @@ def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path,
     (source / "clip_b").mkdir(parents=True)
     labelme_file(source, "clip_a_000", [shape("Bird", "polygon", [[10, 10], [30, 10], [30, 30], [10, 30]]),
                                         shape("branch", "rectangle", [[40, 0], [59, 10]])])
+    labelme_file(source, "clip_a_002", [shape("bird", "rectangle", [[1, 1], [4, 4]])],
+                 image_path="..\\labelled\\clip_a_002.png")  # relative, written on Windows
     labelme_file(source, "clip_a_001", [shape("bird", "circle", [[30, 20], [30, 25]]),
                                         shape("bird", "point", [[5, 5]]), shape("bird", "line", [[0, 0], [9, 9]])],
                  embed=True)
     labelme_file(source / "clip_b", "clip_b_000", [shape("branch", "polygon", [[0, 0], [9, 0], [9, 9]])],
-                 image_path="..\\clip_b\\clip_b_000.png")  # written on Windows
+                 image_path="C:\\Users\\ana\\birds\\clip_b_000.png")  # another machine's path: found beside
     out = tmp_path / "birds"
     assert main(["make-dataset", "--labelme", str(source), "--category", "BIRD", "--group", r"^(.+)_\d+$",
                  "--ratios", "1", "0", "0", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "LabelMe: 3 image(s), masks from labels Bird, bird" in printed
+    assert "LabelMe: 4 image(s), masks from labels Bird, bird" in printed
     assert "1 image(s) without an annotation of these, written with an empty mask: clip_b_000.png" in printed
     assert "shapes without an area, not drawn: 1 line, 1 point" in printed
     masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
     assert masks["clip_a_000"].sum() == 21 * 21  # the square with its outline; the branch left out
     assert np.array_equal(masks["clip_a_001"], labelme_reference("circle", [[30, 20], [30, 25]]))
-    assert masks["clip_b_000"].sum() == 0
+    assert masks["clip_b_000"].sum() == 0 and masks["clip_a_002"].sum() == 16
     assert (out / "train" / "images" / "clip_a_001.png").is_file()  # the embedded photo written out
 
 
