@@ -103,7 +103,8 @@ def find_pairs(split_dir):
     mask_dirs = [split_dir / name for name in MASK_FOLDERS if (split_dir / name).is_dir()]
     if not (split_dir / "images").is_dir() or not mask_dirs:
         missing = "mask" if (split_dir / "images").is_dir() else "images"
-        raise DatasetError(f"{split_dir}: missing folder '{missing}/' (expected {split_dir}/images and {split_dir}/mask)")
+        raise DatasetError(f"{split_dir}: missing folder '{missing}/' "
+                           f"(expected {split_dir}/images and {split_dir}/mask)")
     if len(mask_dirs) > 1:
         raise DatasetError(f"{split_dir}: both mask/ and masks/ exist; keep the one that holds the masks")
     images = list_images(split_dir / "images")

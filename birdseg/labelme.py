@@ -174,7 +174,8 @@ def samples_from_labelme(folder, labels=None, group_regex=None):
         problems.insert(0, f"{folder}: no shape labelled {', '.join(unknown)}; the files have "
                            f"{', '.join(sorted(found)) or 'no shapes'}")
     if problems:
-        raise DatasetError("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DatasetError("; ".join(problems[:20]) + more)
     chosen = sorted(label for label in found if wanted is None or label.lower() in wanted)
     marks = ", ".join(f"{count} {kind}" for kind, count in sorted(ignored.items()))
     return AnnotatedSamples("LabelMe", samples, empty, "labels " + ", ".join(chosen),
