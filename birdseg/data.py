@@ -2,7 +2,7 @@
 
 Layout read here (the same as `birds_splitted.zip`):
 
-    <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png|.bmp|.tif|.tiff|.webp
+    <root>/{train,val,test}/images/<stem>.jpg|.jpeg|.png|.bmp|.tif|.tiff|.webp|.heic|.heif
     <root>/{train,val,test}/mask/<stem>.png|...  (any of those formats; <stem>_mask.png too; or masks/)
 
 Images become float32 RGB in [0, 1], turned upright by their EXIF orientation (every size check uses
