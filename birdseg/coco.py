@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from birdseg.data import DatasetError, is_image_file
+from birdseg.data import DatasetError, and_more, is_image_file
 from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
 
 
@@ -117,7 +117,7 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
     missing = sorted(image["file_name"] for image in images.values() if Path(image["file_name"]).name not in on_disk)
     if missing:
         problems.append(f"{len(missing)} image(s) named in it are not in {images_dir}: {', '.join(missing[:20])}"
-                        + (f" and {len(missing) - 20} more" if len(missing) > 20 else ""))
+                        + and_more(missing))
     if problems:
         raise DatasetError(f"{path}: " + "; ".join(problems))
     if not images:

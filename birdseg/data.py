@@ -123,9 +123,12 @@ def find_pairs(split_dir):
 
 
 def _names(paths_by_stem, stems, limit=20):
-    names = [paths_by_stem[stem].name for stem in stems[:limit]]
-    more = f" and {len(stems) - limit} more" if len(stems) > limit else ""
-    return ", ".join(names) + more
+    return ", ".join(paths_by_stem[stem].name for stem in stems[:limit]) + and_more(stems, limit)
+
+
+def and_more(items, limit=20):
+    """What a message listing the first `limit` of `items` adds for the rest: " and N more", or nothing."""
+    return f" and {len(items) - limit} more" if len(items) > limit else ""
 
 
 def read_image(path):

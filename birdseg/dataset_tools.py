@@ -26,6 +26,7 @@ from birdseg.data import (
     IMAGE_FORMATS,
     SPLITS,
     DatasetError,
+    and_more,
     as_8bit,
     decode_mask,
     ensure_dataset,
@@ -64,7 +65,7 @@ class AnnotatedSamples:
     ignored: str = ""  # what was read and not drawn, for people
 
     def summary(self):
-        shown = ", ".join(self.empty[:10]) + (f" and {len(self.empty) - 10} more" if len(self.empty) > 10 else "")
+        shown = ", ".join(self.empty[:10]) + and_more(self.empty, 10)
         lines = [f"{self.source}: {len(self.samples)} image(s), masks from {self.classes}"]
         if self.empty:
             lines.append(f"  {len(self.empty)} image(s) without an annotation of these, written with an empty mask: "
@@ -157,21 +158,17 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None, only_masked=Fa
     problems = []
     if missing and only_masked:
         print(f"{len(missing)} image(s) without a mask in {masks_dir} left out (--only-masked): "
-              f"{', '.join(missing[:5])}" + _more(missing, 5))
+              f"{', '.join(missing[:5])}" + and_more(missing, 5))
     elif missing:
-        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + _more(missing)
+        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + and_more(missing)
                         + " (--only-masked leaves them out)")
     if orphans:
-        problems.append(f"masks without an image in {images_dir}: {', '.join(orphans[:20])}" + _more(orphans))
+        problems.append(f"masks without an image in {images_dir}: {', '.join(orphans[:20])}" + and_more(orphans))
     if problems:
         raise DatasetError("; ".join(problems))
     if not samples:
         raise DatasetError(f"{images_dir}: no images ({IMAGE_FORMATS}) found")
     return samples
-
-
-def _more(items, limit=20):
-    return f" and {len(items) - limit} more" if len(items) > limit else ""
 
 
 def group_of(stem, pattern):
@@ -210,7 +207,7 @@ def _clip_samples(image_dir, mask_dir, clip):
     masks = list_images(mask_dir)
     unannotated = sorted(set(images) - set(masks))
     if unannotated:
-        raise DatasetError(f"{image_dir}: frames without an annotation: {', '.join(unannotated[:20])}{_more(unannotated)}")
+        raise DatasetError(f"{image_dir}: frames without an annotation: {', '.join(unannotated[:20])}{and_more(unannotated)}")
     for frame, image_path in images.items():
         stem = f"{clip}_{frame}"
         yield Sample(stem, stem + image_path.suffix.lower(), image_path.read_bytes, masks[frame].read_bytes,
@@ -500,7 +497,7 @@ def check_dataset(path, quick=False):
             report.duplicates.append(names)
             report.errors.append(f"the same image is in several splits: {', '.join(names)}")
     if report.non_binary_masks:
-        shown = ", ".join(report.non_binary_masks[:10]) + _more(report.non_binary_masks, 10)
+        shown = ", ".join(report.non_binary_masks[:10]) + and_more(report.non_binary_masks, 10)
         report.warnings.append(
             f"{len(report.non_binary_masks)} mask(s) are not binary (binarised at >{MASK_THRESHOLD}): {shown}"
         )
