@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from birdseg import display, plots
-from birdseg.data import IMAGE_FORMATS, DatasetError, is_image_file, is_system_file, read_image, read_pair
+from birdseg.data import IMAGE_FORMATS, DatasetError, and_more, is_image_file, is_system_file, read_image, read_pair
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
@@ -162,11 +162,13 @@ def media_files(path):
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    found = sorted(p for p in path.iterdir() if is_image_file(p) or is_video_file(p))
-    other = sorted(p.name for p in path.iterdir() if p.is_file() and p not in found and not is_system_file(p))
+    entries = sorted(path.iterdir())
+    found = [p for p in entries if is_image_file(p) or is_video_file(p)]
+    taken = set(found)
+    other = [p.name for p in entries if p not in taken and p.is_file() and not is_system_file(p)]
     if other:
         print(f"{path}: {len(other)} file(s) left out, not a photo or video this reads ({IMAGE_FORMATS}, "
-              f"{'/'.join(VIDEO_SUFFIXES)}): {', '.join(other[:10])}" + (" ..." if len(other) > 10 else ""))
+              f"{'/'.join(VIDEO_SUFFIXES)}): {', '.join(other[:10])}" + and_more(other, 10))
     return found
 
 
