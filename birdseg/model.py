@@ -156,11 +156,33 @@ def jaccard_loss(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="birdseg")
+def per_image_jaccard_loss(y_true, y_pred):
+    """1 - soft IoU of each image, averaged over the batch (as segmentation_models' per_image=True), so a small or
+    faint bird weighs as much as one that fills its frame; pooled over the batch, the large birds' pixels outweigh
+    every small bird. An image without a bird adds 0: its IoU says nothing about birds (segmentation_models' adds
+    a near-constant 1 there), and the cross-entropy already penalises whatever is marked on it."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    axes = tuple(range(1, len(y_pred.shape)))
+    intersection = ops.sum(y_true * y_pred, axis=axes)
+    union = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) - intersection
+    has_bird = ops.cast(ops.sum(y_true, axis=axes) > 0, y_pred.dtype)
+    return ops.mean(has_bird * (1.0 - (intersection + SMOOTH) / (union + SMOOTH)))
+
+
+def mean_binary_crossentropy(y_true, y_pred):
+    return ops.mean(keras.losses.binary_crossentropy(ops.cast(y_true, y_pred.dtype), y_pred))
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
 def bce_jaccard_loss(y_true, y_pred):
     """Binary cross-entropy + Jaccard loss: BCE gives smooth per-pixel gradients, Jaccard fights class imbalance."""
-    y_true = ops.cast(y_true, y_pred.dtype)
-    bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
-    return bce + jaccard_loss(y_true, y_pred)
+    return mean_binary_crossentropy(y_true, y_pred) + jaccard_loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="birdseg")
+def bce_jaccard_per_image_loss(y_true, y_pred):
+    """Binary cross-entropy + the Jaccard loss of each image: the scratch recipe's (benchmarks/README.md)."""
+    return mean_binary_crossentropy(y_true, y_pred) + per_image_jaccard_loss(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="birdseg")
@@ -175,7 +197,8 @@ def focal_jaccard_loss(y_true, y_pred, gamma=2.0, alpha=0.25):
     return ops.mean(bird + sky) + jaccard_loss(y_true, y_pred)
 
 
-LOSSES = {"bce_jaccard": bce_jaccard_loss, "focal_jaccard": focal_jaccard_loss}
+LOSSES = {"bce_jaccard": bce_jaccard_loss, "bce_jaccard_per_image": bce_jaccard_per_image_loss,
+          "focal_jaccard": focal_jaccard_loss}
 
 
 def score_caption(true_mask, pred_mask):

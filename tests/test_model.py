@@ -90,6 +90,38 @@ def test_focal_loss_weighs_uncertain_pixels_more_than_confident_ones():
     assert focal[1] / focal[0] > 2 * bce[1] / bce[0]  # focal's (1 - p)^gamma factor widens the gap
 
 
+def test_per_image_jaccard_is_segmentation_models_per_image_jaccard():
+    import segmentation_models as sm
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((3, 16, 16, 1)) < 0.3).astype("float32")  # a bird in every image
+    predicted = rng.random((3, 16, 16, 1)).astype("float32")
+    theirs = sm.losses.JaccardLoss(per_image=True, smooth=M.SMOOTH)(truth, predicted)
+    assert float(M.per_image_jaccard_loss(truth, predicted)) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_per_image_jaccard_weighs_a_missed_small_bird_like_a_missed_large_one():
+    truth = np.zeros((2, 32, 32, 1), "float32")
+    truth[0, 2:30, 2:30] = 1  # a bird filling its frame, found
+    truth[1, 10:13, 10:13] = 1  # a small bird, missed
+    predicted = np.clip(truth.copy(), 1e-7, 1 - 1e-7)
+    predicted[1] = 1e-7
+    pooled, per_image = float(M.jaccard_loss(truth, predicted)), float(M.per_image_jaccard_loss(truth, predicted))
+    assert pooled < 0.02  # 9 missed pixels of 793
+    assert per_image == pytest.approx(0.5, abs=1e-3)  # one image of two entirely wrong
+
+
+def test_per_image_jaccard_leaves_images_without_a_bird_to_the_cross_entropy():
+    bird = np.zeros((1, 8, 8, 1), "float32")
+    bird[:, 2:6, 2:6] = 1
+    predicted = np.full((2, 8, 8, 1), 0.3, "float32")
+    both = float(M.per_image_jaccard_loss(np.concatenate([bird, np.zeros_like(bird)]), predicted))
+    assert both == pytest.approx(float(M.per_image_jaccard_loss(bird, predicted[:1])) / 2, rel=1e-5)
+    empty = np.zeros((2, 8, 8, 1), "float32")
+    assert float(M.per_image_jaccard_loss(empty, predicted)) == 0.0
+    assert float(M.bce_jaccard_per_image_loss(empty, predicted)) > 0.3  # -log(0.7) per pixel
+
+
 @pytest.mark.slow
 def test_saved_model_reloads_in_fresh_process(unet, tmp_path):
     import subprocess

@@ -56,7 +56,7 @@ def test_saved_parameters_give_the_recipe_back_in_either_case():
     ("copy_paste", 1.5, "COPY_PASTE=1.5: expected a probability from 0 .off. to 1"),
     ("lr_schedule", "linear", "LR_SCHEDULE='linear': expected 'plateau' or 'cosine'"),
     ("augmentation", "heavy", "AUGMENTATION='heavy': expected 'flips' or 'photometric'"),
-    ("loss", "dice", "LOSS='dice': expected 'bce_jaccard' or 'focal_jaccard'"),
+    ("loss", "dice", "LOSS='dice': expected 'bce_jaccard' or 'bce_jaccard_per_image' or 'focal_jaccard'"),
     ("epochs", 0, "EPOCHS=0: expected a whole number of at least 1"),
     ("batch_size", 2.5, "BATCH_SIZE=2.5: expected a whole number of at least 1"),
     ("patience", -1, "PATIENCE=-1: expected a whole number of epochs, or None"),
