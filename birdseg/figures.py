@@ -64,16 +64,14 @@ def sweep_figure(metrics, split="test"):
                                       metrics["threshold"], title=title)
 
 
-def evaluation_figures(metrics, samples, out_dir, history=None, ended=None):
-    """Save history.png (when given a history), overlays.png (the first test images), resultbirds-up.png (the
-    best by IoU), resultbirds-bottom.png (the worst) and threshold_sweep.png into `out_dir`; return the figures by
-    name for inline display. `samples` is the `FigureSamples` that saw the evaluation which made `metrics`."""
+def evaluation_figures(metrics, samples, out_dir):
+    """Save overlays.png (the first test images), resultbirds-up.png (the best by IoU), resultbirds-bottom.png
+    (the worst) and threshold_sweep.png into `out_dir`; return the figures by name for inline display. `samples`
+    is the `FigureSamples` that saw the evaluation which made `metrics`."""
     if samples.seen != metrics["images"]:
         raise ValueError(f"the figure samples saw {samples.seen} images, the metrics {metrics['images']}: pass "
                          "samples.add as on_image to the evaluate_pairs call that made these metrics")
     figures = {}
-    if history:
-        figures["history.png"] = plots.plot_history(history, ended=ended)
     shown, images = len(samples.gallery), metrics["images"]
     title = f"Test images with per-image IoU (dataset IoU {metrics['iou']:.3f})"
     if shown < images:

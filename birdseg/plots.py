@@ -157,16 +157,17 @@ def loss_axis_top(history):
     return 2 * float(np.nanmax(train)) if np.isfinite(train).any() else None
 
 
-def plot_history(history, monitor="val_iou_score", ended=None):
+def plot_history(history, monitor="val_iou_score", ended=None, loss=None):
     """Loss and IoU per epoch, train vs validation, with the kept epoch (best by `monitor`) marked, and, given
-    `ended` (why training ended, e.g. "all 10 epochs"), a line at the last epoch saying so."""
+    `ended` (why training ended, e.g. "all 10 epochs"), a line at the last epoch saying so. `loss`: the LOSS
+    parameter's value, for the loss panel's title."""
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     best = None
     if history.get(monitor):
         values = np.asarray(history[monitor], dtype=float)
         best = int(np.nanargmax(values) if "iou" in monitor or "f1" in monitor else np.nanargmin(values)) + 1
-    panels = ((axes[0], "loss", "loss (BCE + Jaccard)", "loss"),
+    panels = ((axes[0], "loss", f"loss ({loss})" if loss else "loss", "loss"),
               (axes[1], "iou_score", f"IoU at threshold {THRESHOLD}", "IoU (0 to 1)"))
     for ax, key, title, ylabel in panels:
         if key in history:

@@ -16,8 +16,9 @@ def test_plot_history_past_twenty_epochs():
 def test_history_labels_its_axes_and_says_why_training_ended():
     history = {"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.8], "iou_score": [0.1, 0.3, 0.4],
                "val_iou_score": [0.2, 0.5, 0.45]}
-    figure = plot_history(history, ended="all 3 epochs")
+    figure = plot_history(history, ended="all 3 epochs", loss="bce_jaccard_per_image")
     assert [ax.get_ylabel() for ax in figure.axes] == ["loss", "IoU (0 to 1)"]
+    assert figure.axes[0].get_title() == "loss (bce_jaccard_per_image)"
     assert all(ax.get_xlabel() == "epoch" for ax in figure.axes)
     labels = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
     assert "kept: epoch 2 (best validation IoU)" in labels and "ended: all 3 epochs" in labels
