@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from birdseg.data import DatasetError, and_more, is_image_file
+from birdseg.data import DatasetError, is_image_file, listed
 from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
 
 
@@ -116,8 +116,7 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
     on_disk = {p.name: p for p in sorted(images_dir.rglob("*")) if is_image_file(p)}
     missing = sorted(image["file_name"] for image in images.values() if Path(image["file_name"]).name not in on_disk)
     if missing:
-        problems.append(f"{len(missing)} image(s) named in it are not in {images_dir}: {', '.join(missing[:20])}"
-                        + and_more(missing))
+        problems.append(f"{len(missing)} image(s) named in it are not in {images_dir}: {listed(missing)}")
     if problems:
         raise DatasetError(f"{path}: " + "; ".join(problems))
     if not images:

@@ -123,12 +123,13 @@ def find_pairs(split_dir):
 
 
 def _names(paths_by_stem, stems, limit=20):
-    return ", ".join(paths_by_stem[stem].name for stem in stems[:limit]) + and_more(stems, limit)
+    return listed([paths_by_stem[stem].name for stem in stems], limit)
 
 
-def and_more(items, limit=20):
-    """What a message listing the first `limit` of `items` adds for the rest: " and N more", or nothing."""
-    return f" and {len(items) - limit} more" if len(items) > limit else ""
+def listed(items, limit=20, separator=", "):
+    """The first `limit` of `items` for a message, joined, with " and N more" for the rest."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return separator.join(items[:limit]) + more
 
 
 def read_image(path):

@@ -26,13 +26,13 @@ from birdseg.data import (
     IMAGE_FORMATS,
     SPLITS,
     DatasetError,
-    and_more,
     as_8bit,
     decode_mask,
     ensure_dataset,
     find_pairs,
     is_image_file,
     list_images,
+    listed,
     mask_candidates,
     match_masks,
     size_mismatch,
@@ -65,11 +65,10 @@ class AnnotatedSamples:
     ignored: str = ""  # what was read and not drawn, for people
 
     def summary(self):
-        shown = ", ".join(self.empty[:10]) + and_more(self.empty, 10)
         lines = [f"{self.source}: {len(self.samples)} image(s), masks from {self.classes}"]
         if self.empty:
             lines.append(f"  {len(self.empty)} image(s) without an annotation of these, written with an empty mask: "
-                         f"{shown}")
+                         f"{listed(self.empty, 10)}")
         if self.ignored:
             lines.append(f"  {self.ignored}")
         return "\n".join(lines)
@@ -158,12 +157,11 @@ def samples_from_folders(images_dir, masks_dir, group_regex=None, only_masked=Fa
     problems = []
     if missing and only_masked:
         print(f"{len(missing)} image(s) without a mask in {masks_dir} left out (--only-masked): "
-              f"{', '.join(missing[:5])}" + and_more(missing, 5))
+              f"{listed(missing, 5)}")
     elif missing:
-        problems.append(f"images without a mask in {masks_dir}: {', '.join(missing[:20])}" + and_more(missing)
-                        + " (--only-masked leaves them out)")
+        problems.append(f"images without a mask in {masks_dir}: {listed(missing)} (--only-masked leaves them out)")
     if orphans:
-        problems.append(f"masks without an image in {images_dir}: {', '.join(orphans[:20])}" + and_more(orphans))
+        problems.append(f"masks without an image in {images_dir}: {listed(orphans)}")
     if problems:
         raise DatasetError("; ".join(problems))
     if not samples:
@@ -207,7 +205,7 @@ def _clip_samples(image_dir, mask_dir, clip):
     masks = list_images(mask_dir)
     unannotated = sorted(set(images) - set(masks))
     if unannotated:
-        raise DatasetError(f"{image_dir}: frames without an annotation: {', '.join(unannotated[:20])}{and_more(unannotated)}")
+        raise DatasetError(f"{image_dir}: frames without an annotation: {listed(unannotated)}")
     for frame, image_path in images.items():
         stem = f"{clip}_{frame}"
         yield Sample(stem, stem + image_path.suffix.lower(), image_path.read_bytes, masks[frame].read_bytes,
@@ -497,7 +495,7 @@ def check_dataset(path, quick=False):
             report.duplicates.append(names)
             report.errors.append(f"the same image is in several splits: {', '.join(names)}")
     if report.non_binary_masks:
-        shown = ", ".join(report.non_binary_masks[:10]) + and_more(report.non_binary_masks, 10)
+        shown = listed(report.non_binary_masks, 10)
         report.warnings.append(
             f"{len(report.non_binary_masks)} mask(s) are not binary (binarised at >{MASK_THRESHOLD}): {shown}"
         )

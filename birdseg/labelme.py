@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from birdseg.data import DatasetError, and_more, upright_size
+from birdseg.data import DatasetError, listed, upright_size
 from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
 
 REGION_SHAPES = ("polygon", "rectangle", "circle", "mask")
@@ -174,7 +174,7 @@ def samples_from_labelme(folder, labels=None, group_regex=None):
         problems.insert(0, f"{folder}: no shape labelled {', '.join(unknown)}; the files have "
                            f"{', '.join(sorted(found)) or 'no shapes'}")
     if problems:
-        raise DatasetError("; ".join(problems[:20]) + and_more(problems))
+        raise DatasetError(listed(problems, separator="; "))
     chosen = sorted(label for label in found if wanted is None or label.lower() in wanted)
     marks = ", ".join(f"{count} {kind}" for kind, count in sorted(ignored.items()))
     return AnnotatedSamples("LabelMe", samples, empty, "labels " + ", ".join(chosen),

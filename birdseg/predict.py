@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from birdseg import display, plots
-from birdseg.data import IMAGE_FORMATS, DatasetError, and_more, is_image_file, is_system_file, read_image, read_pair
+from birdseg.data import IMAGE_FORMATS, DatasetError, is_image_file, is_system_file, listed, read_image, read_pair
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
 from birdseg.files import atomic_path
 from birdseg.model import model_image_size
@@ -168,7 +168,7 @@ def media_files(path):
     other = [p.name for p in entries if p not in taken and p.is_file() and not is_system_file(p)]
     if other:
         print(f"{path}: {len(other)} file(s) left out, not a photo or video this reads ({IMAGE_FORMATS}, "
-              f"{'/'.join(VIDEO_SUFFIXES)}): {', '.join(other[:10])}" + and_more(other, 10))
+              f"{'/'.join(VIDEO_SUFFIXES)}): {listed(other, 10)}")
     return found
 
 
