@@ -423,3 +423,10 @@ def test_copy_paste_is_seeded_and_only_adds_birds(split):
 def test_copy_paste_probability_checked(split, probability):
     with pytest.raises(ValueError, match=r"COPY_PASTE=.*expected a probability from 0 \(off\) to 1"):
         data.Dataset(split, copy_paste=probability)
+
+
+def test_listed_names_the_first_ones_and_counts_the_rest():
+    names = [f"p{i}.jpg" for i in range(23)]
+    assert data.listed(names) == ", ".join(names[:20]) + " and 3 more"
+    assert data.listed(names[:20]) == ", ".join(names[:20])
+    assert data.listed(["a", "b", "c"], 2, separator="; ") == "a; b and 1 more"
