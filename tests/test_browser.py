@@ -4,9 +4,10 @@ Starts JupyterLab on localhost, opens a small notebook that shows the viewer, ru
 predicted mask, moves the threshold slider and checks that the displayed mask changed. The model is one whose
 probabilities are known (a 1x1 convolution of brightness), not a trained one: a tiny trained model's flat
 probabilities, and where they fall, depend on the machine's arithmetic (in one CI run the displayed mask was all
-bird at every threshold). The screenshot is kept in `test-artifacts/` (or $BIRDSEG_TEST_ARTIFACTS). Needs
-Playwright (PyPI) and Chromium (Debian's `chromium`), looked for before anything is started: on a developer's
-machine without them the test is skipped, saying why; where BIRDSEG_CI is set (.ci/run) it fails instead.
+bird at both thresholds the test showed). The screenshot is kept in `test-artifacts/` (or
+$BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and Chromium (Debian's `chromium`), looked for before anything
+is started: on a developer's machine without them the test is skipped, saying why; where BIRDSEG_CI is set
+(.ci/run) it fails instead.
 """
 import io
 import json
