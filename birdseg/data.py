@@ -122,8 +122,8 @@ def find_pairs(split_dir):
     return [(images[stem], pairs[stem]) for stem in sorted(images)]
 
 
-def _names(paths_by_stem, stems, limit=20):
-    return listed([paths_by_stem[stem].name for stem in stems], limit)
+def _names(paths_by_stem, stems):
+    return listed([paths_by_stem[stem].name for stem in stems])
 
 
 def listed(items, limit=20, separator=", "):

@@ -146,13 +146,18 @@ def model_image_size(model):
 # ---------------------------------------------------------------- loss and metrics
 
 
+def soft_iou(y_true, y_pred, axis=None):
+    """The soft IoU of probabilities against a {0, 1} truth, its sums taken over `axis` (None: every pixel of the
+    batch at once), smoothed so that an empty truth and prediction score 1."""
+    intersection = ops.sum(y_true * y_pred, axis=axis)
+    union = ops.sum(y_true, axis=axis) + ops.sum(y_pred, axis=axis) - intersection
+    return (intersection + SMOOTH) / (union + SMOOTH)
+
+
 @keras.saving.register_keras_serializable(package="birdseg")
 def jaccard_loss(y_true, y_pred):
     """1 - soft IoU over the whole batch (as segmentation_models' jaccard_loss, per_image=False)."""
-    y_true = ops.cast(y_true, y_pred.dtype)
-    intersection = ops.sum(y_true * y_pred)
-    union = ops.sum(y_true) + ops.sum(y_pred) - intersection
-    return 1.0 - (intersection + SMOOTH) / (union + SMOOTH)
+    return 1.0 - soft_iou(ops.cast(y_true, y_pred.dtype), y_pred)
 
 
 @keras.saving.register_keras_serializable(package="birdseg")
@@ -162,11 +167,9 @@ def per_image_jaccard_loss(y_true, y_pred):
     every small bird. An image without a bird adds 0: its IoU says nothing about birds (segmentation_models' adds
     a near-constant 1 there), and the cross-entropy already penalises whatever is marked on it."""
     y_true = ops.cast(y_true, y_pred.dtype)
-    axes = tuple(range(1, len(y_pred.shape)))
-    intersection = ops.sum(y_true * y_pred, axis=axes)
-    union = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) - intersection
-    has_bird = ops.cast(ops.sum(y_true, axis=axes) > 0, y_pred.dtype)
-    return ops.mean(has_bird * (1.0 - (intersection + SMOOTH) / (union + SMOOTH)))
+    per_image = tuple(range(1, len(y_pred.shape)))
+    has_bird = ops.cast(ops.max(y_true, axis=per_image) > 0, y_pred.dtype)
+    return ops.mean(has_bird * (1.0 - soft_iou(y_true, y_pred, axis=per_image)))
 
 
 def mean_binary_crossentropy(y_true, y_pred):
