@@ -1,6 +1,7 @@
 """Atomic file writing: a killed process or a full disk never leaves a half-written file behind."""
 import contextlib
 import errno
+import io
 import json
 import os
 from pathlib import Path
@@ -74,11 +75,18 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def save_figure(fig, path, dpi=100, close=True):
+def figure_bytes(fig, format="png", dpi=100):
+    """The figure encoded as `format` (png, svg, pdf, ...), cropped to what it shows."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format=format)
+    return buffer.getvalue()
+
+
+def save_figure(fig, path, close=True):
     """Save a matplotlib figure atomically; close it unless it is still to be shown inline."""
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+        tmp.write_bytes(figure_bytes(fig, Path(path).suffix.lstrip(".") or "png"))
     if close:
         plt.close(fig)

@@ -6,6 +6,7 @@ Images may be uint8 or float in [0, 1]; masks are any {0, 1} or boolean array.
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
@@ -68,12 +69,15 @@ def add_error_legend(fig):
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=10, bbox_to_anchor=(0.5, 0.0))
 
 
-def visualize(columns=None, title=None, **images):
-    """Show named images side by side (qubvel-style helper): visualize(image=img, mask=mask)."""
+def visualize(columns=None, title=None, pyplot=True, **images):
+    """Show named images side by side (qubvel-style helper): visualize(image=img, mask=mask). With pyplot=False
+    the figure is one pyplot does not track, so no plt.show() (in any thread) displays it, finished or not."""
     count = len(images)
     columns = columns or count
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    size = (4 * columns, 3 * rows)
+    fig = plt.figure(figsize=size) if pyplot else Figure(figsize=size)
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, image) in zip(axes.flat, images.items()):

@@ -4,7 +4,9 @@ In a live Jupyter session it is an ipywidgets panel. Headless (papermill, nbconv
 be shown, so it draws the same views as static figures instead. Images may come with a true mask (a dataset's
 test split) or without (your own photos).
 """
-from birdseg import display, plots
+import threading
+
+from birdseg import display, files, plots
 from birdseg.defaults import THRESHOLD, TTA
 from birdseg.model import score_caption
 from birdseg.predict import predict_pairs
@@ -12,16 +14,16 @@ from birdseg.predict import predict_pairs
 VIEWS = ("overlay", "predicted_mask", "probability")
 
 
-def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay", title=""):
+def viewer_figure(image, truth, probability, threshold=THRESHOLD, view="overlay", title="", pyplot=True):
     """Photo, true mask (when there is one) and one `view` ("overlay", "predicted_mask" or "probability") at
     `threshold`, titled with the image's score against its true mask, or its share of bird pixels; returns the
-    figure."""
+    figure (one pyplot does not track with pyplot=False)."""
     pred = probability > threshold
     score = score_caption(truth, pred) if truth is not None else f"{pred.mean():.1%} of the pixels bird"
     shown = {"overlay": plots.overlay(image, pred), "predicted_mask": pred, "probability": probability}
     panels = {"photo": image} if truth is None else {"photo": image, "true_mask": truth}
     panels[view] = shown[view]
-    return plots.visualize(title=f"{title}  threshold {threshold:.2f}  {score}", **panels)
+    return plots.visualize(title=f"{title}  threshold {threshold:.2f}  {score}", pyplot=pyplot, **panels)
 
 
 def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
@@ -42,21 +44,26 @@ def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
     import ipywidgets as widgets
     from IPython.display import display as show
 
-    output = widgets.Output()
     index = widgets.IntSlider(0, 0, len(predicted) - 1, description="image")
     threshold = widgets.FloatSlider(THRESHOLD, min=0.05, max=0.95, step=0.05, description="threshold")
     view = widgets.ToggleButtons(options=VIEWS, description="view")
+    shown = widgets.Image(format="png")
+    # Each redraw sends a whole PNG of a figure pyplot does not track: the inline backend displays every tracked
+    # figure at any plt.show() or cell end, and once showed the viewer's before its title and layout were on.
+    # One redraw at a time: JupyterLab can run widget callbacks in threads of their own (its "comms over
+    # subshells" setting), and the image shown last must be of the controls' last values.
+    drawing = threading.Lock()
 
     def redraw(_=None):
-        with output:
-            output.clear_output(wait=True)
+        with drawing:
             _, image, truth, probability = predicted[index.value]
-            viewer_figure(image, truth, probability, threshold.value, view.value, names[index.value])
-            plt.show()
+            figure = viewer_figure(image, truth, probability, threshold.value, view.value, names[index.value],
+                                   pyplot=False)
+            shown.value = files.figure_bytes(figure)
 
     for control in (index, threshold, view):
         control.observe(redraw, names="value")
-    panel = widgets.VBox([widgets.HBox([index, threshold]), view, output])
-    show(panel)
     redraw()
+    panel = widgets.VBox([widgets.HBox([index, threshold]), view, shown])
+    show(panel)
     return panel

@@ -3,12 +3,10 @@
 Starts JupyterLab on localhost, opens a small notebook that shows the viewer, runs it, switches the view to the
 predicted mask, moves the threshold slider and checks that the displayed mask changed. The model is one whose
 probabilities are known (a 1x1 convolution of brightness), not a trained one, whose flat probabilities, and where
-they fall, depend on the machine's arithmetic. Each figure compared is the one shown once the kernel is idle
-again: twice in a loaded suite the figure taken as the 0.5 mask, at the first change of the image, was white in
-the mask's place. The screenshot is kept in `test-artifacts/` (or
-$BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and Chromium (Debian's `chromium`), looked for before anything
-is started: on a developer's machine without them the test is skipped, saying why; where BIRDSEG_CI is set
-(.ci/run) it fails instead.
+they fall, depend on the machine's arithmetic. The screenshot and the two figures compared are kept in
+`test-artifacts/` (or $BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and Chromium (Debian's `chromium`), looked
+for before anything is started: on a developer's machine without them the test is skipped, saying why; where
+BIRDSEG_CI is set (.ci/run) it fails instead.
 """
 import io
 import json
@@ -30,7 +28,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TOKEN = "birdseg-browser-test"
-KERNEL_IDLE = "Python 3 (ipykernel) | Idle"  # JupyterLab's status bar
+KERNEL_IDLE = "Python 3 (ipykernel) | Idle"  # JupyterLab's status bar: the kernel is ready
 REDRAW_MS = 180_000  # a second alone; under the whole suite's load one redraw did not come within 60 s
 
 
@@ -128,30 +126,31 @@ def jupyter_server(browser, tmp_path, brightness_model, tiny_dataset):
 
 
 def redrawn_figure(page, previous):
-    """The figure shown after a redraw: once the image is no longer `previous` and the kernel is idle again (the
-    callback has finished, so no later image of the same redraw is still coming)."""
-    page.wait_for_function("src => document.querySelector('.widget-output img')?.src !== src",
+    """The figure shown after a redraw: the first image that is no longer `previous` (the viewer sends each redraw
+    as one finished PNG)."""
+    page.wait_for_function("src => document.querySelector('img.widget-image')?.src !== src",
                            arg=previous, timeout=REDRAW_MS)
-    return figure_when_idle(page)
-
-
-def figure_when_idle(page):
-    """The figure shown once the kernel is idle: whatever it was drawing is all there."""
-    page.get_by_text(KERNEL_IDLE).wait_for(timeout=REDRAW_MS)
     return displayed_figure(page)
 
 
 def displayed_figure(page):
-    """The viewer's figure as the browser shows it (the PNG inside the widget's output area)."""
-    image = page.locator(".widget-output img").first
+    """The viewer's figure as the browser shows it: the src of the widget's image (a blob: URL, new each redraw)."""
+    image = page.locator("img.widget-image").first
     image.wait_for(timeout=60_000)
     return image.get_attribute("src")
 
 
-def png_pixels(data_uri):
+def figure_pixels(page, src):
+    """The RGB pixels of the PNG at `src`, read back from the page (blob: URLs exist only there)."""
     import base64
 
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1]))).convert("RGB"))
+    encoded = page.evaluate("""async src => {
+        const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());
+        let text = '';
+        for (const byte of bytes) text += String.fromCharCode(byte);
+        return btoa(text);
+    }""", src)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
 
 
 def threshold_end_that_changes_the_mask(model, pairs):
@@ -185,31 +184,30 @@ def test_viewer_in_a_real_browser(browser, jupyter_server, brightness_model, tin
             page.get_by_text(KERNEL_IDLE).wait_for(timeout=60_000)  # the kernel is ready
             page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
             page.keyboard.press("Shift+Enter")  # run the cell: kernel start, model load, prediction
-            displayed_figure(page)  # the first image: the cell is running
-            first = figure_when_idle(page)
+            first = displayed_figure(page)
 
             page.get_by_role("button", name="predicted_mask").click()
             mask_view = redrawn_figure(page, first)
+            mask_pixels = figure_pixels(page, mask_view)  # now: a blob: URL is revoked once the next one comes
 
             threshold = page.locator(".widget-slider", has_text="threshold").locator(".noUi-handle")
             threshold.focus()
             page.keyboard.press(key)
-            moved = redrawn_figure(page, mask_view)
+            moved_pixels = figure_pixels(page, redrawn_figure(page, mask_view))
             readout = page.locator(".widget-slider", has_text="threshold").locator(".widget-readout").inner_text()
         finally:  # also on failure: the screenshot shows where it got stuck
             page.screenshot(path=os.path.join(artifacts, "viewer_in_browser.png"), full_page=True)
             browser.close()
-    for name, figure in (("viewer_mask_at_0.5.png", mask_view), ("viewer_mask_moved.png", moved)):
-        Image.fromarray(png_pixels(figure)).save(os.path.join(artifacts, name))  # the figures compared, to look at
+    for name, pixels in (("viewer_mask_at_0.5.png", mask_pixels), ("viewer_mask_moved.png", moved_pixels)):
+        Image.fromarray(pixels).save(os.path.join(artifacts, name))  # the figures compared, to look at
     assert readout.strip() == f"{threshold_value:.2f}"
-    before, after = mask_share(png_pixels(mask_view)), mask_share(png_pixels(moved))
+    before, after = mask_share(mask_pixels), mask_share(moved_pixels)
     # a lower threshold marks more pixels bird (white), a higher one fewer
     assert after > before if key == "Home" else after < before, f"the displayed mask did not change: {before, after}"
 
 
 def mask_share(pixels):
     """The share of white in the right-hand panel of a viewer figure (the predicted mask; its lower three quarters
-    hold no title text). A share, not pixels: the two figures need not come as PNGs of one size (one run of the
-    suite got 1074x281 before the slider moved and 1188x299 after)."""
+    hold no title text)."""
     height, width, _ = pixels.shape
     return float((pixels[height // 4 :, 2 * width // 3 :].min(axis=2) > 200).mean())

@@ -2,7 +2,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from birdseg import display, predict, viewer
+from birdseg import display, files, plots, predict, viewer
 from birdseg.data import find_pairs
 
 
@@ -40,18 +40,31 @@ def test_live_session_gets_widgets_that_redraw_what_is_chosen(trained_model, tin
     monkeypatch.setenv("JPY_SESSION_NAME", "test.ipynb")
     drawn = []
     real_figure = viewer.viewer_figure
-    monkeypatch.setattr(viewer, "viewer_figure", lambda image, truth, probability, threshold, view, title:
+    monkeypatch.setattr(viewer, "viewer_figure", lambda image, truth, probability, threshold, view, title, pyplot:
                         drawn.append((title, threshold, view)) or real_figure(image, truth, probability, threshold,
-                                                                               view, title))
+                                                                               view, title, pyplot))
     pairs = find_pairs(tiny_dataset / "test")
+    plt.close("all")
     panel = viewer.show_viewer(trained_model, pairs)
-    (index, threshold), view = panel.children[0].children, panel.children[1]
+    (index, threshold), view, shown = panel.children[0].children, panel.children[1], panel.children[2]
     assert index.max == 2 and drawn == [(pairs[0][0].name, 0.5, "overlay")]
+    first = bytes(shown.value)
     threshold.value = 0.9
     index.value = 2
     view.value = "probability"
     assert drawn[1:] == [(pairs[0][0].name, 0.9, "overlay"), (pairs[2][0].name, 0.9, "overlay"),
                          (pairs[2][0].name, 0.9, "probability")]
+    last = bytes(shown.value)
+    assert first[:4] == last[:4] == b"\x89PNG" and last != first
+    # drawn outside pyplot: a plt.show() of a cell running beside a widget callback cannot show a half-drawn figure
+    assert plt.get_fignums() == []
+
+
+def test_a_figure_outside_pyplot_is_drawn_like_one_inside():
+    image = np.zeros((8, 8, 3), np.uint8)
+    tracked, untracked = plots.visualize(title="t", image=image), plots.visualize(title="t", pyplot=False, image=image)
+    assert plt.get_fignums() == [tracked.number]
+    assert files.figure_bytes(tracked) == files.figure_bytes(untracked)
     plt.close("all")
 
 
