@@ -71,20 +71,23 @@ def add_error_legend(fig):
 
 def visualize(columns=None, title=None, pyplot=True, **images):
     """Show named images side by side (qubvel-style helper): visualize(image=img, mask=mask). With pyplot=False
-    the figure is one pyplot does not track, so no plt.show() (in any thread) displays it, finished or not."""
+    the figure is one pyplot does not track, so neither plt.show() nor a cell's end displays it, finished or not."""
     count = len(images)
     columns = columns or count
     rows = int(np.ceil(count / columns))
     size = (4 * columns, 3 * rows)
     fig = plt.figure(figsize=size) if pyplot else Figure(figsize=size)
     axes = fig.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    for ax in axes.flat[count:]:
+        ax.axis("off")  # the grid's empty places
     for ax, (name, image) in zip(axes.flat, images.items()):
         image = np.asarray(image)
         is_mask = image.ndim == 2 or image.shape[-1] == 1
         ax.imshow(squeeze_mask(image) if is_mask else as_uint8(image), cmap="gray" if is_mask else None,
                   vmin=0 if is_mask else None, vmax=1 if is_mask else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_color("0.6")  # a frame: a mask's white edge stays apart from the white page
         ax.set_title(name.replace("_", " "))
     if title:
         fig.suptitle(title)

@@ -47,7 +47,7 @@ def show_viewer(model, pairs, interactive=None, max_images=24, tta=TTA):
     index = widgets.IntSlider(0, 0, len(predicted) - 1, description="image")
     threshold = widgets.FloatSlider(THRESHOLD, min=0.05, max=0.95, step=0.05, description="threshold")
     view = widgets.ToggleButtons(options=VIEWS, description="view")
-    shown = widgets.Image(format="png")
+    shown = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))  # fits narrow panes
     # Each redraw sends a whole PNG of a figure pyplot does not track: the inline backend displays every tracked
     # figure at any plt.show() or cell end, and once showed the viewer's before its title and layout were on.
     # One redraw at a time: JupyterLab can run widget callbacks in threads of their own (its "comms over

@@ -62,6 +62,7 @@ def test_live_session_gets_widgets_that_redraw_what_is_chosen(trained_model, tin
 
 def test_a_figure_outside_pyplot_is_drawn_like_one_inside():
     image = np.zeros((8, 8, 3), np.uint8)
+    plt.close("all")
     tracked, untracked = plots.visualize(title="t", image=image), plots.visualize(title="t", pyplot=False, image=image)
     assert plt.get_fignums() == [tracked.number]
     assert files.figure_bytes(tracked) == files.figure_bytes(untracked)
