@@ -56,7 +56,7 @@ def test_live_session_gets_widgets_that_redraw_what_is_chosen(trained_model, tin
                          (pairs[2][0].name, 0.9, "probability")]
     last = bytes(shown.value)
     assert first[:4] == last[:4] == b"\x89PNG" and last != first
-    # drawn outside pyplot: a plt.show() of a cell running beside a widget callback cannot show a half-drawn figure
+    # drawn outside pyplot: no plt.show() or cell end elsewhere can display one of them half-drawn
     assert plt.get_fignums() == []
 
 
