@@ -2,11 +2,11 @@
 
 Starts JupyterLab on localhost, opens a small notebook that shows the viewer, runs it, switches the view to the
 predicted mask, moves the threshold slider and checks that the displayed mask changed. The model is one whose
-probabilities are known (a 1x1 convolution of brightness), not a trained one, whose flat probabilities, and where
-they fall, depend on the machine's arithmetic. The screenshot and the two figures compared are kept in
-`test-artifacts/` (or $BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and Chromium (Debian's `chromium`), looked
-for before anything is started: on a developer's machine without them the test is skipped, saying why; where
-BIRDSEG_CI is set (.ci/run) it fails instead.
+probabilities are known (a 1x1 convolution of brightness), not a trained one: a tiny trained model's flat
+probabilities, and where they fall, depend on the machine's arithmetic. The screenshot and the two figures
+compared are kept in `test-artifacts/` (or $BIRDSEG_TEST_ARTIFACTS). Needs Playwright (PyPI) and Chromium
+(Debian's `chromium`), looked for before anything is started: on a developer's machine without them the test is
+skipped, saying why; where BIRDSEG_CI is set (.ci/run) it fails instead.
 """
 import io
 import json
@@ -28,7 +28,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TOKEN = "birdseg-browser-test"
-KERNEL_IDLE = "Python 3 (ipykernel) | Idle"  # JupyterLab's status bar: the kernel is ready
 REDRAW_MS = 180_000  # a second alone; under the whole suite's load one redraw did not come within 60 s
 
 
@@ -181,7 +180,7 @@ def test_viewer_in_a_real_browser(browser, jupyter_server, brightness_model, tin
         try:
             page.goto(f"{jupyter_server}/lab/tree/viewer.ipynb?token={TOKEN}", timeout=60_000)
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-            page.get_by_text(KERNEL_IDLE).wait_for(timeout=60_000)  # the kernel is ready
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)  # the kernel is ready
             page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
             page.keyboard.press("Shift+Enter")  # run the cell: kernel start, model load, prediction
             first = displayed_figure(page)
