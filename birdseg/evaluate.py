@@ -16,6 +16,34 @@ from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import predict_pairs
 
 SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+
+def pooled_iou_interval(counts, confidence=CONFIDENCE, resamples=RESAMPLES, seed=0):
+    """How far the dataset-level IoU could move on another test set of the same size and kind: the central
+    `confidence` share of the pooled IoUs of `resamples` test sets drawn from these images with replacement (a
+    percentile bootstrap over images, seeded, so the same counts give the same interval).
+
+    Args:
+        counts: (tp, fp, fn) pixel counts per image.
+
+    Returns:
+        [low, high], or None for fewer than two images.
+    """
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    if len(counts) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    pooled = []
+    for chunk in np.array_split(np.arange(resamples), max(1, resamples * len(counts) // 2_000_000)):
+        draws = rng.multinomial(len(counts), np.full(len(counts), 1 / len(counts)), size=len(chunk))
+        pooled.append(draws @ counts)  # each resampled test set's summed tp, fp, fn
+    tp, fp, fn = np.concatenate(pooled).T
+    union = tp + fp + fn
+    iou = np.divide(tp, union, out=np.ones_like(tp), where=union > 0)
+    low, high = np.percentile(iou, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return [float(low), float(high)]
 
 
 def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, sweep=SWEEP_THRESHOLDS,
@@ -23,7 +51,8 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     """Metrics of `model` on (image_path, mask_path) pairs at original resolution.
 
     Returns {"threshold", "tta", "images", "iou", "f1", "precision", "recall" (dataset-level: pixels of all
-    images pooled), "mean_image_iou", "mean_image_f1", "per_image": [...], "sweep": {...}}.
+    images pooled), "iou_interval" (`pooled_iou_interval`), "mean_image_iou", "mean_image_f1", "per_image": [...],
+    "sweep": {...}}.
     Streams the images: memory does not grow with the size of the split. `on_image(entry, image, true mask,
     predicted mask)`, if given, sees each image as it is scored (`figures.FigureSamples.add` keeps what the figures
     show, so nothing is predicted twice).
@@ -33,13 +62,14 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
         raise DatasetError("nothing to evaluate: no image/mask pairs")
     thresholds = sorted(set(sweep) | {threshold})
     sweep_counts = np.zeros((len(thresholds), 3), dtype=np.int64)
-    per_image = []
+    per_image, image_counts = [], []
     bar = display.progress_bar(len(pairs), "evaluate", "img", enabled=progress)
     for (image_path, _), image, truth, prob in predict_pairs(model, pairs, batch_size, tta, tiles):
         for row, t in enumerate(thresholds):
             sweep_counts[row] += confusion_counts(truth, prob > t)[:3]
         predicted = prob > threshold
         tp, fp, fn, _ = confusion_counts(truth, predicted)
+        image_counts.append((tp, fp, fn))
         entry = {
             "image": Path(image_path).name,
             **scores_from_counts(tp, fp, fn),
@@ -59,6 +89,7 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
         "tiles": tiles,
         "images": len(per_image),
         **scores_from_counts(*main),
+        "iou_interval": pooled_iou_interval(image_counts),
         "mean_image_iou": float(np.mean([p["iou"] for p in per_image])),
         "mean_image_f1": float(np.mean([p["f1"] for p in per_image])),
         "per_image": per_image,
@@ -98,13 +129,17 @@ def save_metrics(out_dir, metrics):
 
 
 def format_metrics(metrics):
-    """One line for people: dataset-level IoU, F1, precision, recall, mean per-image IoU, best threshold.
-    A metrics.json from before test-time augmentation has no "tta": it was predicted once ("none")."""
+    """One line for people: dataset-level IoU (with its interval), F1, precision, recall, mean per-image IoU, best
+    threshold. A metrics.json from before test-time augmentation has no "tta": it was predicted once ("none"); one
+    from before intervals has no "iou_interval"."""
     threshold, best_iou = best_threshold(metrics)
+    interval = metrics.get("iou_interval")
+    spread = (f" ({CONFIDENCE:.0%} of resampled test sets: {interval[0]:.3f}-{interval[1]:.3f})" if interval
+              else "")
     return (
         f"{metrics['images']} images at threshold {metrics['threshold']}, test-time augmentation "
         f"{metrics.get('tta', 'none')}: "
-        f"IoU {metrics['iou']:.4f}  F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
+        f"IoU {metrics['iou']:.4f}{spread}  F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
         f"recall {metrics['recall']:.4f}  (mean per-image IoU {metrics['mean_image_iou']:.4f}; "
         f"best threshold {threshold:.2f} gives IoU {best_iou:.4f})"
     )
