@@ -18,6 +18,7 @@ from birdseg.predict import predict_pairs
 SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+DRAWS_AT_ONCE = 2_000_000  # resampled image counts held in memory at a time: a split of any size fits
 
 
 def pooled_iou_interval(counts, confidence=CONFIDENCE, resamples=RESAMPLES, seed=0):
@@ -36,12 +37,10 @@ def pooled_iou_interval(counts, confidence=CONFIDENCE, resamples=RESAMPLES, seed
         return None
     rng = np.random.default_rng(seed)
     pooled = []
-    for chunk in np.array_split(np.arange(resamples), max(1, resamples * len(counts) // 2_000_000)):
+    for chunk in np.array_split(np.arange(resamples), max(1, resamples * len(counts) // DRAWS_AT_ONCE)):
         draws = rng.multinomial(len(counts), np.full(len(counts), 1 / len(counts)), size=len(chunk))
         pooled.append(draws @ counts)  # each resampled test set's summed tp, fp, fn
-    tp, fp, fn = np.concatenate(pooled).T
-    union = tp + fp + fn
-    iou = np.divide(tp, union, out=np.ones_like(tp), where=union > 0)
+    iou = [scores_from_counts(*sums)["iou"] for sums in np.concatenate(pooled)]
     low, high = np.percentile(iou, [50 * (1 - confidence), 50 * (1 + confidence)])
     return [float(low), float(high)]
 
