@@ -207,13 +207,20 @@ def scene(kind, height, width, rng, above=None):
     return {"grass": grass, "foliage": foliage, "rock": rock, "built": built}[kind](height, width, rng)
 
 
-def background(height, width, rng):
-    """(image, water line or None): one scene over the whole frame, or one above a horizon and another below."""
+def background(height, width, rng, notes=None):
+    """(image, water line or None): one scene over the whole frame, or one above a horizon and another below (the
+    scene's name goes into `notes`: "grass", or "sky over water")."""
     if rng.random() < 0.4:
-        return scene(rng.choice(BACKGROUNDS), height, width, rng), None
+        kind = rng.choice(BACKGROUNDS)
+        if notes is not None:
+            notes["scene"] = str(kind)
+        return scene(kind, height, width, rng), None
     horizon = int(height * rng.uniform(0.25, 0.75))
-    above = scene(rng.choice(["sky", "foliage", "built", "texture"]), horizon, width, rng)
+    above_kind = rng.choice(["sky", "foliage", "built", "texture"])
+    above = scene(above_kind, horizon, width, rng)
     below_kind = rng.choice(["grass", "water", "rock", "texture"])
+    if notes is not None:
+        notes["scene"] = f"{above_kind} over {below_kind}"
     below = scene(below_kind, height - horizon, width, rng, above=above)
     return np.concatenate([above, below]), (horizon if below_kind == "water" else None)
 
@@ -404,20 +411,28 @@ def close_up_layout(height, width, rng):
     return [(rng.uniform(0.3, 0.7, 2) * (width, height), float(length)) for length in lengths]
 
 
-def randomised_layout(height, width, rng):
+def randomised_layout(height, width, rng, notes=None):
     """Birds anywhere from a few pixels (a flock) to a third of the frame (a close-up)."""
-    return close_up_layout(height, width, rng) if rng.random() < CLOSE_UP_SHARE else bird_layout(height, width, rng)
+    if rng.random() < CLOSE_UP_SHARE:
+        if notes is not None:
+            notes["layout"] = "close-up"
+        return close_up_layout(height, width, rng)
+    return bird_layout(height, width, rng, notes)
 
 
-def randomised_sample(rng, resolution=None):
-    """One (image uint8 HxWx3, mask uint8 HxW {0, 255}) pair, domain-randomised."""
+def randomised_sample(rng, resolution=None, notes=None):
+    """One (image uint8 HxWx3, mask uint8 HxW {0, 255}) pair, domain-randomised; `notes` as in
+    `synthetic_sample`."""
+    notes = {} if notes is None else notes
     width, height = resolution or RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
-    image, waterline = background(height, width, rng)
+    notes.update(style="randomised", occluded=0)
+    image, waterline = background(height, width, rng, notes)
     image = image.astype(np.float32)
     mask = np.zeros((height, width), bool)
-    for _ in range(int(rng.poisson(1.2))):  # behind the birds
+    behind = int(rng.poisson(1.2))
+    for _ in range(behind):
         draw_distractor(image, None, rng, rng.choice(DISTRACTORS))
-    for centre, length in randomised_layout(height, width, rng):
+    for centre, length in randomised_layout(height, width, rng, notes):
         on_water = waterline is not None and rng.random() < 0.4
         pose = "swimming" if on_water else rng.choice(["flying", "perched", "standing"], p=[0.6, 0.2, 0.2])
         centre = np.array(centre, float)
@@ -439,11 +454,15 @@ def randomised_sample(rng, resolution=None):
             reflect_below(image, box, below, rng)
         elif rng.random() < 0.25:
             occlude(image, bird_mask, box, rng)
+            notes["occluded"] += 1
         mask |= bird_mask
-    for _ in range(int(rng.poisson(0.6))):  # in front: where one covers a bird, that is not bird any more
+    in_front = int(rng.poisson(0.6))
+    for _ in range(in_front):  # where one covers a bird, that is not bird any more
         cover = np.zeros((height, width), np.float32)
         draw_distractor(image, cover, rng, rng.choice(DISTRACTORS))
+        notes["occluded"] += bool((mask & (cover >= 0.5)).any())
         mask &= cover < 0.5
+    notes["distractors"] = behind + in_front
     return photometric(image, rng), mask.astype(np.uint8) * 255
 
 
@@ -466,9 +485,9 @@ def photometric(image, rng):
     return np.ascontiguousarray(image)
 
 
-def mixed_sample(rng, resolution=None):
+def mixed_sample(rng, resolution=None, notes=None):
     """A sky sample (SKY_SHARE of them: a task the U-Net learns within a few epochs) or a domain-randomised one."""
-    return (synthetic_sample if rng.random() < SKY_SHARE else randomised_sample)(rng, resolution)
+    return (synthetic_sample if rng.random() < SKY_SHARE else randomised_sample)(rng, resolution, notes)
 
 
 STYLES = {"sky": synthetic_sample, "randomised": randomised_sample, "mixed": mixed_sample}  # make-synthetic --style

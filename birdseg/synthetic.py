@@ -162,9 +162,11 @@ def motion_blur(image, length, angle):
     return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
 
 
-def bird_layout(height, width, rng):
-    """(centre, length) of each bird: none, one, a few, or a flock of small ones."""
+def bird_layout(height, width, rng, notes=None):
+    """(centre, length) of each bird: none, one, a few, or a flock of small ones (the kind goes into `notes`)."""
     kind = rng.choice(["none", "one", "few", "flock"], p=[0.1, 0.45, 0.3, 0.15])
+    if notes is not None:
+        notes["layout"] = str(kind)
     if kind == "none":
         return []
     short_side = min(height, width)
@@ -182,12 +184,16 @@ def bird_layout(height, width, rng):
     return [(rng.uniform(margin, [width, height] - margin), float(length)) for length in lengths]
 
 
-def synthetic_sample(rng, resolution=None):
-    """One (image uint8 HxWx3, mask uint8 HxW {0, 255}) pair."""
+def synthetic_sample(rng, resolution=None, notes=None):
+    """One (image uint8 HxWx3, mask uint8 HxW {0, 255}) pair. `notes`, a dict if given, receives what was drawn
+    (style, scene, layout, distractors, occluded birds: `breakdown.drawing_attributes` reads them); the drawing
+    is the same either way."""
     width, height = resolution or RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
     image = sky_background(height, width, rng)
     mask = np.zeros((height, width), np.uint8)
-    for centre, length in bird_layout(height, width, rng):
+    if notes is not None:
+        notes.update(style="sky", scene="sky", distractors=0, occluded=0)
+    for centre, length in bird_layout(height, width, rng, notes):
         angle = rng.uniform(-0.6, 0.6) + (np.pi if rng.random() < 0.5 else 0.0)
         canvas = np.zeros((height * SUPERSAMPLE, width * SUPERSAMPLE, 3), np.float32)
         alpha = np.zeros((height * SUPERSAMPLE, width * SUPERSAMPLE), np.float32)
@@ -217,12 +223,18 @@ def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds
     yield f"{top}/SYNTHETIC.txt", SYNTHETIC_NOTE.format(generator=generator, seed=seed, style=style).encode()
     for split_index, (split, count) in enumerate(counts.items()):
         for index in range(count):
-            rng = np.random.default_rng([seed, split_index, index])
             resolution = resolutions[index % len(resolutions)] if resolutions else None
-            image, mask = sample(rng, resolution)
+            image, mask = drawing(seed, split_index, index, sample, resolution)
             stem = f"{split}_{index:04d}"
             yield f"{top}/{split}/images/{stem}.jpg", encode(image, "JPEG", quality=JPEG_QUALITY)
             yield f"{top}/{split}/mask/{stem}.png", encode(mask, "PNG")
+
+
+def drawing(seed, split_index, index, sample=None, resolution=None, notes=None):
+    """The (image, mask) that `dataset_members` writes as sample `index` of the split at `split_index` (0 train,
+    1 val, 2 test): each is drawn from its own seed, so any one can be drawn again alone. `notes` as in
+    `synthetic_sample`."""
+    return (sample or synthetic_sample)(np.random.default_rng([seed, split_index, index]), resolution, notes)
 
 
 def encode(array, image_format, **options):

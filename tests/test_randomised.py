@@ -69,8 +69,8 @@ def test_mixed_style_draws_sky_and_randomised_samples_deterministically(monkeypa
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     drawn = []
-    monkeypatch.setattr(randomised, "synthetic_sample", lambda rng, resolution: drawn.append("sky") or a)
-    monkeypatch.setattr(randomised, "randomised_sample", lambda rng, resolution: drawn.append("randomised") or a)
+    monkeypatch.setattr(randomised, "synthetic_sample", lambda rng, resolution, notes: drawn.append("sky") or a)
+    monkeypatch.setattr(randomised, "randomised_sample", lambda rng, resolution, notes: drawn.append("randomised") or a)
     for seed in range(200):
         randomised.mixed_sample(np.random.default_rng(seed))
     assert abs(drawn.count("sky") / len(drawn) - randomised.SKY_SHARE) < 0.1
@@ -96,7 +96,7 @@ def test_distractors_mark_what_they_cover(kind):
 
 
 def test_distractors_and_scenes_are_never_bird(monkeypatch):
-    monkeypatch.setattr(randomised, "randomised_layout", lambda height, width, rng: [])
+    monkeypatch.setattr(randomised, "randomised_layout", lambda height, width, rng, notes=None: [])
     for seed in range(12):
         image, mask = randomised.randomised_sample(np.random.default_rng(seed), resolution=(160, 96))
         assert image.shape == (96, 160, 3) and not mask.any()

@@ -1,0 +1,66 @@
+"""Where a model fails on synthetic drawings: scores grouped by style, scene, layout, the bird's share of the frame,
+its contrast, occlusion and distractors (`birdseg.breakdown`).
+
+    python benchmarks/failure_breakdown.py --model runs/<run>                       # 240 held-out drawings, seed 7
+    python benchmarks/failure_breakdown.py --model runs/<run> --seed 2026 --split train --count 256   # its own
+                                                                                  # training images (embedded zip)
+
+Draws the drawings again from the generator (the same pixels `make-synthetic` writes, JPEG included, each from its
+own seed: `--seed 7 --split test --count 240` is `make-synthetic --seed 7 --test 240`; the embedded dataset is
+seed 2026), predicts each as the notebook scores its test set (test-time flips, tiles "auto", threshold 0.5, at
+the drawing's own size) and prints one table per attribute; `--out` writes every drawing's attributes and counts
+as JSON.
+"""
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a run folder or .keras file")
+    parser.add_argument("--seed", type=int, default=7, help="the generator's seed (the embedded dataset: 2026)")
+    parser.add_argument("--split", choices=("train", "val", "test"), default="test")
+    parser.add_argument("--count", type=int, default=240)
+    parser.add_argument("--style", default="mixed")
+    parser.add_argument("--tta", default="flips")
+    parser.add_argument("--out", help="JSON file for every drawing's attributes and counts")
+    args = parser.parse_args()
+
+    import numpy as np
+    from PIL import Image
+
+    from birdseg import breakdown, display, synthetic
+    from birdseg.data import SPLITS
+    from birdseg.model import confusion_counts, load_model, scores_from_counts
+    from birdseg.predict import predict_probabilities
+    from birdseg.randomised import STYLES
+
+    model = load_model(args.model)
+    rows, bar = [], display.progress_bar(args.count, "breakdown", "img")
+    for index in range(args.count):
+        notes = {}
+        image, mask = synthetic.drawing(args.seed, SPLITS.index(args.split), index, STYLES[args.style], notes=notes)
+        image = np.asarray(Image.open(io.BytesIO(synthetic.encode(image, "JPEG", quality=synthetic.JPEG_QUALITY))))
+        truth = mask > 0
+        probability = predict_probabilities(model, [image], tta=args.tta)[0]
+        tp, fp, fn, _ = confusion_counts(truth, probability > 0.5)
+        rows.append({"index": index, "notes": notes, "attributes": breakdown.drawing_attributes(image, truth, notes),
+                     "counts": (tp, fp, fn)})
+        bar.update(1)
+    bar.close()
+    tp, fp, fn = np.sum([row["counts"] for row in rows], axis=0)
+    print(f"{args.model}: {args.count} drawings ({args.style}, seed {args.seed}, {args.split}): pooled IoU "
+          f"{scores_from_counts(tp, fp, fn)['iou']:.3f}\n")
+    print(breakdown.breakdown_table(rows))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1, default=int))
+
+
+if __name__ == "__main__":
+    main()
