@@ -4,6 +4,7 @@ the recipe's callbacks in plain sight; `train.ResumableRun` adds the run's own (
 progress, checkpoint)."""
 import math
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -180,6 +181,25 @@ def restore_callback_state(callback, state):
         setattr(callback, key, type(current)(value) if isinstance(current, int) else value)
 
 
+class SeedGeneratorsUnreachableWarning(UserWarning):
+    """Keras no longer keeps a layer's random generators where `layer_seed_generators` looks for them."""
+
+
+def layer_seed_generators(model):
+    """The random generators of every layer of `model` (Dropout's, drop-connect's), in layer order, through Keras'
+    private `_seed_generators` list (Keras has no public one). Where that list no longer holds what a Dropout layer
+    draws from (checked once per call against the layer's own `seed_generator`), a SeedGeneratorsUnreachableWarning
+    says that resumed runs with random layers may no longer match uninterrupted ones, and there are none."""
+    probe = keras.layers.Dropout(0.5, seed=0)
+    if not any(generator is getattr(probe, "seed_generator", None) for generator in
+               getattr(probe, "_seed_generators", [])):
+        warnings.warn(f"Keras {keras.__version__} keeps layers' random generators elsewhere: random layers are not "
+                      "reseeded per epoch, so a resumed run with dropout or drop-connect may differ from an "
+                      "uninterrupted one", SeedGeneratorsUnreachableWarning, stacklevel=2)
+        return []
+    return [generator for layer in nested_layers(model) for generator in getattr(layer, "_seed_generators", [])]
+
+
 class EpochSeeds(keras.callbacks.Callback):
     """Reseed every random layer (dropout, drop-connect) from (seed, epoch) when an epoch starts.
 
@@ -192,8 +212,7 @@ class EpochSeeds(keras.callbacks.Callback):
         self.seed = seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        generators = [g for layer in nested_layers(self.model) for g in getattr(layer, "_seed_generators", [])]
-        for index, generator in enumerate(generators):
+        for index, generator in enumerate(layer_seed_generators(self.model)):
             value = sample_seed(self.seed, "layers", epoch, index) % 2**31
             generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
 

@@ -72,3 +72,37 @@ def test_stop_on_non_finite_names_epoch_and_batch(logs):
     stop.on_epoch_begin(4)
     stop.on_train_batch_end(6, logs)
     assert stop.model.stop_training and stop.reason == f"loss became {logs['loss']} at epoch 5, batch 7"
+
+
+def random_model():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dropout(0.5, seed=1)(keras.layers.Dense(3)(inputs))
+    inner = keras.Model(inputs, keras.layers.Dropout(0.5, seed=2)(hidden))
+    outer_inputs = keras.Input((4,))
+    return keras.Model(outer_inputs, inner(outer_inputs))
+
+
+def test_seed_generators_of_nested_random_layers_are_found_and_reseeded_per_epoch():
+    model = random_model()
+    generators = callbacks.layer_seed_generators(model)
+    dropouts = [layer for layer in callbacks.nested_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    assert len(dropouts) == 2 and [id(g) for g in generators] == [id(layer.seed_generator) for layer in dropouts]
+    reseed = callbacks.EpochSeeds(seed=3)
+    reseed.set_model(model)
+    states = []
+    for epoch in (0, 1, 0):
+        reseed.on_epoch_begin(epoch)
+        states.append([tuple(np.asarray(g.state)) for g in generators])
+    assert states[0] == states[2] != states[1]
+
+
+def test_seed_generators_kept_elsewhere_by_keras_switch_reseeding_off_loudly(monkeypatch):
+    class RenamedDropout:  # a Keras that keeps a layer's generators under another private name
+        def __init__(self, rate, seed=None):
+            self.seed_generator = keras.random.SeedGenerator(seed)
+            self._random_generators = [self.seed_generator]
+            self._seed_generators = []
+
+    monkeypatch.setattr(keras.layers, "Dropout", RenamedDropout)
+    with pytest.warns(callbacks.SeedGeneratorsUnreachableWarning, match="resumed run"):
+        assert callbacks.layer_seed_generators(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])) == []
