@@ -35,6 +35,7 @@ from birdseg.devices import distribution_strategy, set_seed
 from birdseg.evaluate import evaluate_pairs, evaluate_split, format_metrics, save_metrics
 from birdseg.figures import FigureSamples, evaluation_figures, publish_figures, show_overlays
 from birdseg.files import read_json, save_figure, write_json
+from birdseg.metrics import confusion_counts, scores_from_counts
 from birdseg.model import (
     BACKBONE,
     IMAGENET_MEAN,
@@ -46,12 +47,10 @@ from birdseg.model import (
     build_model,
     compile_model,
     configure_encoder,
-    confusion_counts,
     describe_weights,
     gpu_available,
     load_model,
     load_starting_weights,
-    scores_from_counts,
     set_precision,
 )
 from birdseg.plots import (

@@ -37,7 +37,8 @@ def main():
 
     from birdseg import breakdown, display, synthetic
     from birdseg.data import SPLITS
-    from birdseg.model import confusion_counts, load_model, scores_from_counts
+    from birdseg.metrics import confusion_counts, scores_from_counts
+    from birdseg.model import load_model
     from birdseg.predict import predict_probabilities
     from birdseg.randomised import STYLES
 

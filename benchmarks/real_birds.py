@@ -68,7 +68,7 @@ def otsu_baseline(val, test):
     import cv2
 
     from birdseg.data import read_pair
-    from birdseg.model import confusion_counts, scores_from_counts
+    from birdseg.metrics import confusion_counts, scores_from_counts
 
     def score(pairs, polarity):
         totals = [0, 0, 0]
@@ -86,7 +86,7 @@ def otsu_baseline(val, test):
 
 def background_baseline(test):
     from birdseg.data import read_mask
-    from birdseg.model import scores_from_counts
+    from birdseg.metrics import scores_from_counts
 
     return scores_from_counts(0, 0, sum(int(read_mask(mask_path).sum()) for _, mask_path in test))
 

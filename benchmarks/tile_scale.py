@@ -35,7 +35,7 @@ def probabilities(model, image, scale, tta):
 def score(model, pairs, scale, tta):
     from birdseg.data import read_pair
     from birdseg.defaults import THRESHOLD
-    from birdseg.model import confusion_counts, scores_from_counts
+    from birdseg.metrics import confusion_counts, scores_from_counts
 
     totals = [0, 0, 0]
     started = time.time()

@@ -1,7 +1,8 @@
 """birdseg: bird segmentation with a U-Net / EfficientNetB3 on TensorFlow-Keras.
 
 Layers, each importing only the ones before it:
-defaults, files, plots, recipe -> data (loading; + synthetic, dataset_tools: building and checking)
+defaults, files, metrics (numpy only), plots, recipe -> data (loading; + synthetic, dataset_tools: building and checking;
+breakdown: scores by what a drawing shows)
 -> pretrained -> model -> devices -> runs -> callbacks -> train -> predict -> evaluate -> figures
 -> viewer, export -> cli; install (hosted notebooks) stands alone.
 """

@@ -10,7 +10,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from birdseg.model import scores_from_counts
+from birdseg.metrics import scores_from_counts
 
 SHARE_BINS = ((0.005, "under 0.5 %"), (0.03, "0.5-3 %"), (0.10, "3-10 %"), (np.inf, "10 % or more"))
 CONTRAST_BINS = ((10.0, "faint (dE < 10)"), (25.0, "moderate (dE 10-25)"), (np.inf, "clear (dE 25 or more)"))

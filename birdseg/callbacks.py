@@ -14,7 +14,7 @@ from birdseg import display, plots
 from birdseg.data import sample_seed
 from birdseg.defaults import THRESHOLD
 from birdseg.files import atomic_path, save_figure, write_json
-from birdseg.model import score_caption
+from birdseg.metrics import score_caption
 from birdseg.runs import write_history_csv
 from birdseg.speedups import nested_layers, predict_on_batch
 

@@ -12,37 +12,10 @@ from birdseg import display
 from birdseg.data import DatasetError, find_pairs
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILES, TTA
 from birdseg.files import write_json, write_text
-from birdseg.model import confusion_counts, scores_from_counts
+from birdseg.metrics import CONFIDENCE, confusion_counts, pooled_iou_interval, scores_from_counts
 from birdseg.predict import predict_pairs
 
 SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
-CONFIDENCE = 0.95
-RESAMPLES = 2000
-DRAWS_AT_ONCE = 2_000_000  # resampled image counts held in memory at a time: a split of any size fits
-
-
-def pooled_iou_interval(counts, confidence=CONFIDENCE, resamples=RESAMPLES, seed=0):
-    """How far the dataset-level IoU could move on another test set of the same size and kind: the central
-    `confidence` share of the pooled IoUs of `resamples` test sets drawn from these images with replacement (a
-    percentile bootstrap over images, seeded, so the same counts give the same interval).
-
-    Args:
-        counts: (tp, fp, fn) pixel counts per image.
-
-    Returns:
-        [low, high], or None for fewer than two images.
-    """
-    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
-    if len(counts) < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    pooled = []
-    for chunk in np.array_split(np.arange(resamples), max(1, resamples * len(counts) // DRAWS_AT_ONCE)):
-        draws = rng.multinomial(len(counts), np.full(len(counts), 1 / len(counts)), size=len(chunk))
-        pooled.append(draws @ counts)  # each resampled test set's summed tp, fp, fn
-    iou = [scores_from_counts(*sums)["iou"] for sums in np.concatenate(pooled)]
-    low, high = np.percentile(iou, [50 * (1 - confidence), 50 * (1 + confidence)])
-    return [float(low), float(high)]
 
 
 def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, sweep=SWEEP_THRESHOLDS,

@@ -11,7 +11,7 @@ from birdseg.data import read_image
 from birdseg.devices import is_chief
 from birdseg.evaluate import best_threshold
 from birdseg.files import atomic_path, save_figure
-from birdseg.model import score_caption
+from birdseg.metrics import score_caption
 from birdseg.video import is_video_file, sample_frames
 
 

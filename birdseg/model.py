@@ -204,22 +204,13 @@ LOSSES = {"bce_jaccard": bce_jaccard_loss, "bce_jaccard_per_image": bce_jaccard_
           "focal_jaccard": focal_jaccard_loss}
 
 
-def score_caption(true_mask, pred_mask):
-    """One image's score for a figure: its IoU, or, where the true mask is empty, what was predicted there ("no
-    bird, none predicted" / "no bird, N pixels predicted"): an IoU of 1 or 0 would say nothing about such an image."""
-    tp, fp, fn, _ = confusion_counts(true_mask, pred_mask)
-    if tp + fn == 0:
-        return "no bird, none predicted" if fp == 0 else f"no bird, {fp} pixels predicted"
-    return f"IoU {scores_from_counts(tp, fp, fn)['iou']:.3f}"
-
-
 @keras.saving.register_keras_serializable(package="birdseg")
 class ThresholdScore(keras.metrics.Metric):
     """IoU, F1, precision or recall of the thresholded prediction, accumulated over all pixels of an epoch.
 
     Accumulating true/false positives over the epoch gives the dataset-level score, not a mean of
     per-batch scores (which over-weights small batches and empty images). Not Keras' BinaryIoU: that scores
-    "no bird and none predicted" as 0 (here 1, as in scores_from_counts) and has no F1 at the same threshold.
+    "no bird and none predicted" as 0 (here 1, as in metrics.scores_from_counts) and has no F1 at the same threshold.
     """
 
     KINDS = ("iou", "f1", "precision", "recall")
@@ -249,7 +240,7 @@ class ThresholdScore(keras.metrics.Metric):
             "precision": (tp, tp + fp),
             "recall": (tp, tp + fn),
         }[self.kind]
-        # Nothing to find and nothing found is a perfect score, as in scores_from_counts.
+        # Nothing to find and nothing found is a perfect score, as in metrics.scores_from_counts.
         return ops.where(denominator > 0, numerator / ops.maximum(denominator, 1.0), 1.0)
 
     def reset_state(self):
@@ -258,29 +249,6 @@ class ThresholdScore(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "threshold": self.threshold}
-
-
-def confusion_counts(true_mask, pred_mask):
-    """(tp, fp, fn, tn) pixel counts of two binary masks of the same shape."""
-    truth, pred = np.asarray(true_mask).astype(bool), np.asarray(pred_mask).astype(bool)
-    tp = int(np.count_nonzero(truth & pred))
-    fp = int(np.count_nonzero(~truth & pred))
-    fn = int(np.count_nonzero(truth & ~pred))
-    return tp, fp, fn, truth.size - tp - fp - fn
-
-
-def scores_from_counts(tp, fp, fn):
-    """IoU, F1, precision, recall from counts; a score with nothing to find and nothing found is 1."""
-
-    def ratio(numerator, denominator):
-        return float(numerator / denominator) if denominator else 1.0
-
-    return {
-        "iou": ratio(tp, tp + fp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-    }
 
 
 def compile_model(model, learning_rate, loss, jit_compile=False):

@@ -8,7 +8,7 @@ import threading
 
 from birdseg import display, files, plots
 from birdseg.defaults import THRESHOLD, TTA
-from birdseg.model import score_caption
+from birdseg.metrics import score_caption
 from birdseg.predict import predict_pairs
 
 VIEWS = ("overlay", "predicted_mask", "probability")

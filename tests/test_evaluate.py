@@ -11,7 +11,6 @@ from birdseg import evaluate
 from birdseg.cli import main
 from birdseg.data import find_pairs, read_pair
 from birdseg.defaults import TTA_VIEWS
-from birdseg.model import confusion_counts, scores_from_counts
 from birdseg.predict import prepare_batch
 
 
@@ -159,34 +158,3 @@ def test_evaluate_cli_single_and_comparison(run_dir, tiny_dataset, tmp_path, cap
     saved = json.loads((run_dir / "metrics.json").read_text())
     for name in (f"{run_dir.name}_model", "run_b_model"):  # the notebook's own scores, with flips
         assert json.loads((tmp_path / "cmp" / name / "metrics.json").read_text())["iou"] == pytest.approx(saved["iou"])
-
-
-def test_iou_interval_is_scipys_percentile_bootstrap():
-    """The pooled IoU's interval is scipy's percentile bootstrap over images (tp, fp and fn of an image drawn
-    together) for the same counts; ours is seeded, so it is the same run after run."""
-    stats = pytest.importorskip("scipy.stats")  # comes with albumentations
-    rng = np.random.default_rng(3)
-    counts = rng.integers(0, 1000, (30, 3)) * rng.integers(1, 20, (30, 1))  # a few images weigh much more
-
-    def pooled_iou(tp, fp, fn, axis):
-        return tp.sum(axis) / (tp + fp + fn).sum(axis)
-
-    theirs = stats.bootstrap(tuple(counts.T), pooled_iou, paired=True, vectorized=True, method="percentile",
-                             n_resamples=20_000).confidence_interval
-    ours = evaluate.pooled_iou_interval(counts, resamples=20_000)
-    assert ours == pytest.approx([theirs.low, theirs.high], abs=0.005)  # 90 % would be 0.01 off
-    assert ours == evaluate.pooled_iou_interval(counts, resamples=20_000)
-    assert ours[0] < pooled_iou(*counts.T, axis=0) < ours[1]
-
-
-def test_iou_interval_without_spread():
-    assert evaluate.pooled_iou_interval([(5, 1, 1)]) is None  # one image: no other test set to draw
-    assert evaluate.pooled_iou_interval([(5, 1, 4)] * 4) == pytest.approx([0.5, 0.5])
-    assert evaluate.pooled_iou_interval([(0, 0, 0), (0, 0, 0)]) == [1.0, 1.0]  # nothing to find, nothing found
-
-
-def test_scores_match_confusion_counts():
-    truth = np.array([[1, 1, 0, 0]])
-    pred = np.array([[1, 0, 1, 0]])
-    assert confusion_counts(truth, pred) == (1, 1, 1, 1)
-    assert scores_from_counts(1, 1, 1) == pytest.approx({"iou": 1 / 3, "f1": 0.5, "precision": 0.5, "recall": 0.5})

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from conftest import recipe_at
 
+from birdseg import metrics
 from birdseg import model as M
 from birdseg import speedups
 
@@ -43,8 +44,8 @@ def test_identical_masks_score_one_and_disjoint_zero():
     for kind in ("iou", "f1"):
         assert metric_value(kind, a, a) == pytest.approx(1.0)
         assert metric_value(kind, a, b) == pytest.approx(0.0)
-    assert M.scores_from_counts(*M.confusion_counts(a, a)[:3])["iou"] == 1.0
-    assert M.scores_from_counts(*M.confusion_counts(a, b)[:3])["iou"] == 0.0
+    assert metrics.scores_from_counts(*metrics.confusion_counts(a, a)[:3])["iou"] == 1.0
+    assert metrics.scores_from_counts(*metrics.confusion_counts(a, b)[:3])["iou"] == 0.0
 
 
 def test_half_overlap_known_values():
@@ -69,7 +70,7 @@ def test_metric_accumulates_over_batches_not_mean_of_batches():
 def test_empty_truth_and_prediction_is_perfect():
     empty = np.zeros((1, 4, 4, 1), "float32")
     assert metric_value("iou", empty, empty) == 1.0
-    assert M.scores_from_counts(0, 0, 0) == {"iou": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
+    assert metrics.scores_from_counts(0, 0, 0) == {"iou": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
 
 
 @pytest.mark.parametrize("loss", sorted(M.LOSSES))
