@@ -131,17 +131,17 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    from birdseg import data
+    from birdseg import archive, augment, loader
     from birdseg.model import build_model, compile_model
     from birdseg.recipe import PRETRAINED
 
-    root = data.ensure_dataset(data_dir)
+    root = archive.ensure_dataset(data_dir)
     import albumentations as A
 
     # The notebook's training augmentation at its default recipe ("flips").
-    flips = A.Compose([*data.get_validation_augmentation(384, 640), A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
-    dataset = data.load_split(root, "train", 384, 640, augmentation=flips)
-    loader = data.Dataloader(dataset, batch_size=1, shuffle=True, seed=0)
+    flips = A.Compose([*augment.get_validation_augmentation(384, 640), A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
+    dataset = loader.load_split(root, "train", 384, 640, augmentation=flips)
+    loader = loader.Dataloader(dataset, batch_size=1, shuffle=True, seed=0)
     start = time.perf_counter()
     batches = [loader[i] for i in range(len(loader))]
     loader_epoch = time.perf_counter() - start
@@ -149,9 +149,9 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
     model, _ = build_model(PRETRAINED.override(image_height=384, image_width=640))
     compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
     steps = min(len(batches), max(20, warmup + repeats))  # enough steps that the host's noise averages out
-    model.fit(data.Dataloader(dataset, 1, True, 0), epochs=1, steps_per_epoch=warmup, verbose=0)  # trace once
+    model.fit(loader.Dataloader(dataset, 1, True, 0), epochs=1, steps_per_epoch=warmup, verbose=0)  # trace once
 
-    class InMemory(data.Dataloader):
+    class InMemory(loader.Dataloader):
         def __getitem__(self, index):
             return batches[index % len(batches)]
 
@@ -160,7 +160,7 @@ def worker_pipeline(threads, warmup, repeats, data_dir):
         model.fit(source, epochs=1, steps_per_epoch=steps, verbose=0)
         return time.perf_counter() - start
 
-    with_loader = min(fit_seconds(data.Dataloader(dataset, 1, True, 0)) for _ in range(2))
+    with_loader = min(fit_seconds(loader.Dataloader(dataset, 1, True, 0)) for _ in range(2))
     in_memory = min(fit_seconds(InMemory(dataset, 1, True, 0)) for _ in range(2))
     return {
         "loader_epoch_s": loader_epoch,

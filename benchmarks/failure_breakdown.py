@@ -7,7 +7,7 @@ its contrast, occlusion and distractors (`birdseg.breakdown`).
 
 Draws the drawings again from the generator (the same pixels `make-synthetic` writes, JPEG included, each from its
 own seed: `--seed 7 --split test --count 240` is `make-synthetic --seed 7 --test 240`; the embedded dataset is
-seed 2026), predicts each as the notebook scores its test set (test-time flips, tiles "auto", threshold 0.5, at
+seed 2026), predicts each as the notebook scores its test set (test-time flips, tiles "auto" unless `--tiles` says otherwise, threshold 0.5, at
 the drawing's own size) and prints one table per attribute; `--out` writes every drawing's attributes and counts
 as JSON.
 """
@@ -29,6 +29,7 @@ def main():
     parser.add_argument("--count", type=int, default=240)
     parser.add_argument("--style", default="mixed")
     parser.add_argument("--tta", default="flips")
+    parser.add_argument("--tiles", default="auto", help="auto, on or off, as `evaluate --tiles`")
     parser.add_argument("--out", help="JSON file for every drawing's attributes and counts")
     args = parser.parse_args()
 
@@ -36,9 +37,9 @@ def main():
     from PIL import Image
 
     from birdseg import breakdown, display, synthetic
-    from birdseg.data import SPLITS
     from birdseg.metrics import confusion_counts, scores_from_counts
     from birdseg.model import load_model
+    from birdseg.pairs import SPLITS
     from birdseg.predict import predict_probabilities
     from birdseg.randomised import STYLES
 
@@ -49,14 +50,15 @@ def main():
         image, mask = synthetic.drawing(args.seed, SPLITS.index(args.split), index, STYLES[args.style], notes=notes)
         image = np.asarray(Image.open(io.BytesIO(synthetic.encode(image, "JPEG", quality=synthetic.JPEG_QUALITY))))
         truth = mask > 0
-        probability = predict_probabilities(model, [image], tta=args.tta)[0]
+        probability = predict_probabilities(model, [image], tta=args.tta, tiles=args.tiles)[0]
         tp, fp, fn, _ = confusion_counts(truth, probability > 0.5)
         rows.append({"index": index, "notes": notes, "attributes": breakdown.drawing_attributes(image, truth, notes),
                      "counts": (tp, fp, fn)})
         bar.update(1)
     bar.close()
     tp, fp, fn = np.sum([row["counts"] for row in rows], axis=0)
-    print(f"{args.model}: {args.count} drawings ({args.style}, seed {args.seed}, {args.split}): pooled IoU "
+    print(f"{args.model}: {args.count} drawings ({args.style}, seed {args.seed}, {args.split}; tta {args.tta}, tiles "
+          f"{args.tiles}): pooled IoU "
           f"{scores_from_counts(tp, fp, fn)['iou']:.3f}\n")
     print(breakdown.breakdown_table(rows))
     if args.out:

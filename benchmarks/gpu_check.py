@@ -45,8 +45,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from birdseg.devices import distribution_strategy
-    from birdseg.model import gpu_available, set_precision
+    from birdseg.devices import distribution_strategy, gpu_available, set_precision
     from birdseg.recipe import PRETRAINED
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -27,7 +27,7 @@ def main():
     import keras
     import psutil
 
-    from birdseg import data, devices, synthetic
+    from birdseg import devices, loader, synthetic
     from birdseg.model import build_model, compile_model
     from birdseg.recipe import PRETRAINED
 
@@ -47,7 +47,7 @@ def main():
         generated = time.perf_counter() - start
         on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
         devices.set_seed(0)
-        loader = data.Dataloader(data.load_split(root, "train", 64, 96), args.batch_size, True, 0)
+        loader = loader.Dataloader(loader.load_split(root, "train", 64, 96), args.batch_size, True, 0)
         model, _ = build_model(PRETRAINED.override(image_height=64, image_width=96))
         compile_model(model, PRETRAINED.learning_rate, PRETRAINED.loss)
         start = time.perf_counter()

@@ -67,7 +67,7 @@ def otsu_baseline(val, test):
     """Otsu threshold on grayscale; the polarity (bird darker or brighter) that scores best on validation."""
     import cv2
 
-    from birdseg.data import read_pair
+    from birdseg.images import read_pair
     from birdseg.metrics import confusion_counts, scores_from_counts
 
     def score(pairs, polarity):
@@ -85,7 +85,7 @@ def otsu_baseline(val, test):
 
 
 def background_baseline(test):
-    from birdseg.data import read_mask
+    from birdseg.images import read_mask
     from birdseg.metrics import scores_from_counts
 
     return scores_from_counts(0, 0, sum(int(read_mask(mask_path).sum()) for _, mask_path in test))
@@ -107,7 +107,7 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
     import subprocess
     import tempfile
 
-    from birdseg import evaluate, runs
+    from birdseg import evaluate, metrics, runs
     from birdseg.model import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +122,7 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
         seconds = sum(runs.load_history(run_dir)["epoch_seconds"])
         model = load_model(run_dir)
         val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
-        threshold = evaluate.best_threshold(val_metrics)[0]  # chosen on validation, never on test
+        threshold = metrics.best_threshold(val_metrics)[0]  # chosen on validation, never on test
         test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)
         weights_used = runs.read_json(run_dir / "config.json")["encoder_weights"]
     return test_metrics, threshold, seconds, weights_used

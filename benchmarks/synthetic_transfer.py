@@ -35,9 +35,10 @@ def main():
     from real_birds import clips_of, notebook_command, parse_settings, real_pairs, score_model
 
     from birdseg import evaluate, synthetic
-    from birdseg.data import ensure_dataset, find_pairs
+    from birdseg.archive import ensure_dataset
     from birdseg.files import read_json, write_json
     from birdseg.model import load_model
+    from birdseg.pairs import find_pairs
     from birdseg.randomised import STYLES
     from birdseg.runs import load_history
 

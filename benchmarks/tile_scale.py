@@ -33,8 +33,8 @@ def probabilities(model, image, scale, tta):
 
 
 def score(model, pairs, scale, tta):
-    from birdseg.data import read_pair
     from birdseg.defaults import THRESHOLD
+    from birdseg.images import read_pair
     from birdseg.metrics import confusion_counts, scores_from_counts
 
     totals = [0, 0, 0]
@@ -57,8 +57,9 @@ def main():
     parser.add_argument("--tta", default="none")
     args = parser.parse_args()
 
-    from birdseg.data import ensure_dataset, find_pairs
+    from birdseg.archive import ensure_dataset
     from birdseg.model import load_model
+    from birdseg.pairs import find_pairs
 
     model = load_model(args.model)
     sets = {f"{Path(args.data).name}/{args.split}": find_pairs(ensure_dataset(args.data) / args.split)}

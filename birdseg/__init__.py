@@ -1,10 +1,8 @@
 """birdseg: bird segmentation with a U-Net / EfficientNetB3 on TensorFlow-Keras.
 
-Layers, each importing only the ones before it:
-defaults, files, metrics (numpy only), plots, recipe -> data (loading; + synthetic, dataset_tools: building and checking;
-breakdown: scores by what a drawing shows)
--> pretrained -> model -> devices -> runs -> callbacks -> train -> predict -> evaluate -> figures
--> viewer, export -> cli; install (hosted notebooks) stands alone.
+One concept per module, in layers (LAYERS, lowest first): a module imports only modules of earlier layers
+(tests/test_layers.py checks every import, inside functions too, so no cycle can hide). TensorFlow loads from the
+`speedups` layer on; `metrics`, `figures` and `evaluate` (until it is given a model to run) import none.
 """
 import os
 
@@ -18,3 +16,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+LAYERS = (
+    ("defaults", "layout", "errors", "files", "display", "metrics", "recipe", "cluster", "install"),  # foundations
+    ("images", "video", "augment", "archive", "plots", "synthetic", "breakdown"),  # reading and drawing data
+    ("pairs", "randomised"),  # a split's image/mask pairs; domain-randomised drawings
+    ("dataset_tools",),  # make-dataset, check-dataset
+    ("coco", "labelme"),  # annotation files in
+    ("speedups", "multi_worker", "pretrained"),  # TensorFlow from here on
+    ("devices",),  # GPU, precision, seeds, distribution
+    ("model", "loader"),  # the network, its losses and metrics; Dataset and Dataloader
+    ("runs",),  # run folders, config, history
+    ("callbacks",),
+    ("train", "predict"),  # resumable training; prediction of arrays (TTA, tiles)
+    ("evaluate", "media", "figures", "viewer", "export"),  # a model on a dataset, on files and videos, in figures
+    ("cli",),
+)

@@ -11,16 +11,13 @@ import keras
 import numpy as np
 
 from birdseg import display, plots
-from birdseg.data import sample_seed
 from birdseg.defaults import THRESHOLD
 from birdseg.files import atomic_path, save_figure, write_json
+from birdseg.layout import CHECKPOINT_DIR, HISTORY_FILE, MODEL_FILE, MONITOR, STATE_FILE, epoch_figure
+from birdseg.loader import sample_seed
 from birdseg.metrics import score_caption
 from birdseg.runs import write_history_csv
 from birdseg.speedups import nested_layers, predict_on_batch
-
-MONITOR = "val_iou_score"  # best model and early stopping follow the metric users care about
-CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "state.json"
 
 
 def _finite(logs):
@@ -96,11 +93,11 @@ class PredictionFigure(keras.callbacks.Callback):
         rows = [{"image": image, "true": truth, "pred": prob > self.threshold,
                  "caption": score_caption(truth > 0.5, prob > self.threshold)}
                 for image, truth, prob in zip(self.images, self.masks, np.asarray(probabilities))]
-        val_iou = (logs or {}).get("val_iou_score")
+        val_iou = (logs or {}).get(MONITOR)
         title = (f"Validation images, weights after epoch {epoch + 1}"
                  + (f" (validation IoU {val_iou:.3f})" if val_iou is not None else ""))
         figure = plots.prediction_grid(rows, title=title)
-        save_figure(figure, self.out_dir / f"results_epoch_{epoch + 1}.png", close=False)
+        save_figure(figure, self.out_dir / epoch_figure(epoch + 1), close=False)
         display.show_figure(figure)
 
 
@@ -151,7 +148,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             "callbacks": {name: callback_state(cb) for name, cb in self.callbacks.items()},
         }
         write_json(self.dir / STATE_FILE, state)
-        write_history_csv(self.run_dir / "history.csv", self.history)
+        write_history_csv(self.run_dir / HISTORY_FILE, self.history)
         for old in self.dir.glob("epoch_*.weights.h5"):
             if old.name != weights_name:
                 old.unlink(missing_ok=True)
@@ -159,7 +156,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
 def best_weights(run_dir):
     """Weights of the best epoch, from `run_dir/model.keras`, or None if no epoch was saved yet."""
-    path = Path(run_dir) / "model.keras"
+    path = Path(run_dir) / MODEL_FILE
     return keras.models.load_model(path, compile=False).get_weights() if path.is_file() else None
 
 

@@ -97,8 +97,8 @@ def cmd_check_dataset(args):
 
 
 def cmd_predict(args):
+    from birdseg.media import media_files, predict_files
     from birdseg.model import load_model
-    from birdseg.predict import media_files, predict_files
     from birdseg.video import is_video_file
 
     model = load_model(args.model)
@@ -115,9 +115,9 @@ def cmd_predict(args):
 
 def cmd_evaluate(args):
     from birdseg import evaluate, figures
-    from birdseg.data import find_pairs
     from birdseg.files import save_figure
     from birdseg.model import load_model
+    from birdseg.pairs import find_pairs
     from birdseg.plots import prediction_grid
 
     rows = []
@@ -284,7 +284,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from birdseg.data import DatasetError
+    from birdseg.errors import DatasetError
 
     args = build_parser().parse_args(argv)
     try:

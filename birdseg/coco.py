@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from birdseg.data import DatasetError, is_image_file, listed
 from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
+from birdseg.errors import DatasetError
+from birdseg.pairs import is_image_file, listed
 
 
 def read_coco(path):

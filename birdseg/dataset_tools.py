@@ -22,24 +22,12 @@ import numpy as np
 from PIL import Image
 
 from birdseg import display
-from birdseg.data import (
-    IMAGE_FORMATS,
-    SPLITS,
-    DatasetError,
-    as_8bit,
-    decode_mask,
-    ensure_dataset,
-    find_pairs,
-    is_image_file,
-    list_images,
-    listed,
-    mask_candidates,
-    match_masks,
-    size_mismatch,
-    upright_size,
-)
+from birdseg.archive import ensure_dataset
 from birdseg.defaults import CUB_VAL_RATIO, MASK_THRESHOLD, SPLIT_RATIOS
+from birdseg.errors import DatasetError
 from birdseg.files import atomic_path
+from birdseg.images import IMAGE_FORMATS, as_8bit, decode_mask, size_mismatch, upright_size
+from birdseg.pairs import SPLITS, find_pairs, is_image_file, list_images, listed, mask_candidates, match_masks
 
 
 @dataclass

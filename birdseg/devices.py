@@ -1,13 +1,26 @@
-"""Where training runs and how reproducibly: seeds and op determinism, the distribution strategy, the device."""
-import json
+"""Where training runs and how: the GPU if any, float precision, seeds and op determinism, the distribution
+strategy, the device in words."""
 import os
 import platform
 
 import keras
 import tensorflow as tf
 
-from birdseg.model import gpu_available
 from birdseg.multi_worker import allow_multi_worker_fit
+
+
+def gpu_available():
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def set_precision(mixed_precision="auto"):
+    """Set the Keras dtype policy before building: "auto" is mixed float16 on GPU and float32 on CPU
+    (float16 is slower on CPUs). Returns the policy name."""
+    enabled = gpu_available() if mixed_precision == "auto" else bool(mixed_precision)
+    policy = "mixed_float16" if enabled else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
 
 
 def set_seed(seed, deterministic=None):
@@ -32,22 +45,6 @@ def distribution_strategy(devices=None):
     if devices or len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
-
-
-def cluster_task():
-    """(task type, index) of this process in the TF_CONFIG cluster, or None when it trains alone."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task")
-    return (task["type"], int(task["index"])) if task else None
-
-
-def is_chief():
-    """Whether this process writes the run's files: it trains alone, or it is the cluster's chief (the "chief"
-    task, or worker 0 where the cluster names no chief). The other workers compute the same steps with it."""
-    task = cluster_task()
-    if task is None or task[0] == "chief":
-        return True
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    return task == ("worker", 0) and "chief" not in cluster
 
 
 def describe_device():

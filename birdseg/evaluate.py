@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from birdseg import display
-from birdseg.data import DatasetError, find_pairs
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILES, TTA
+from birdseg.errors import DatasetError
 from birdseg.files import write_json, write_text
-from birdseg.metrics import CONFIDENCE, confusion_counts, pooled_iou_interval, scores_from_counts
-from birdseg.predict import predict_pairs
+from birdseg.layout import METRICS_FILE, PER_IMAGE_FILE
+from birdseg.metrics import CONFIDENCE, best_threshold, confusion_counts, pooled_iou_interval, scores_from_counts
+from birdseg.pairs import find_pairs
 
 SWEEP_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
@@ -29,6 +30,8 @@ def evaluate_pairs(model, pairs, threshold=THRESHOLD, batch_size=PREDICT_BATCH_S
     predicted mask)`, if given, sees each image as it is scored (`figures.FigureSamples.add` keeps what the figures
     show, so nothing is predicted twice).
     """
+    from birdseg.predict import predict_pairs  # TensorFlow loads here, with a model to run: scores need none
+
     pairs = list(pairs)
     if not pairs:
         raise DatasetError("nothing to evaluate: no image/mask pairs")
@@ -80,24 +83,17 @@ def evaluate_split(model, data_dir, split="test", threshold=THRESHOLD, max_image
     return evaluate_pairs(model, pairs, threshold=threshold, batch_size=batch_size, tta=tta)
 
 
-def best_threshold(metrics):
-    """(threshold, IoU) of the best IoU in the threshold sweep of `evaluate_pairs`' metrics."""
-    sweep = metrics["sweep"]
-    index = int(np.argmax(sweep["iou"]))
-    return sweep["thresholds"][index], sweep["iou"][index]
-
-
 def save_metrics(out_dir, metrics):
     """Write metrics.json and per_image.csv into `out_dir`."""
     out_dir = Path(out_dir)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / METRICS_FILE, metrics)
     buffer = io.StringIO()
     keys = list(metrics["per_image"][0])
     writer = csv.DictWriter(buffer, keys, lineterminator="\n")
     writer.writeheader()
     for row in metrics["per_image"]:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_text(out_dir / "per_image.csv", buffer.getvalue())
+    write_text(out_dir / PER_IMAGE_FILE, buffer.getvalue())
 
 
 def format_metrics(metrics):

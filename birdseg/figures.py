@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 
 from birdseg import display, plots
-from birdseg.data import read_image
-from birdseg.devices import is_chief
-from birdseg.evaluate import best_threshold
+from birdseg.cluster import is_chief
 from birdseg.files import atomic_path, save_figure
-from birdseg.metrics import score_caption
+from birdseg.images import read_image
+from birdseg.layout import EPOCH_FIGURE_PREFIX, RECORDS
+from birdseg.metrics import best_threshold, score_caption
 from birdseg.video import is_video_file, sample_frames
 
 
@@ -87,9 +87,6 @@ def evaluation_figures(metrics, samples, out_dir):
     return figures
 
 
-RECORDS = ("config.json", "metrics.json", "history.csv")  # published with the figures: the numbers they show
-
-
 def publish_figures(run_dir, examples_dir):
     """Copy a run's figures into `examples_dir`: the evaluation figures and the last epoch's
     `results_epoch_N.png` (a long run has one per epoch; the run folder keeps them all), with the run's
@@ -99,11 +96,11 @@ def publish_figures(run_dir, examples_dir):
         return []
     examples_dir = Path(examples_dir)
     examples_dir.mkdir(parents=True, exist_ok=True)
-    for stale in examples_dir.glob("results_epoch_*.png"):
+    for stale in examples_dir.glob(f"{EPOCH_FIGURE_PREFIX}*.png"):
         stale.unlink()
     figures = [path for path in Path(run_dir).glob("*.png") if not path.name.startswith(".")]
     figures += [Path(run_dir) / name for name in RECORDS if (Path(run_dir) / name).is_file()]
-    epochs = [path for path in figures if path.name.startswith("results_epoch_")]
+    epochs = [path for path in figures if path.name.startswith(EPOCH_FIGURE_PREFIX)]
     if epochs:
         last = max(epochs, key=lambda path: int(path.stem.rsplit("_", 1)[1]))
         figures = [path for path in figures if path not in epochs] + [last]

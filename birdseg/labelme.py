@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from birdseg.data import DatasetError, listed, upright_size
 from birdseg.dataset_tools import AnnotatedSamples, Sample, group_of, png_bytes
+from birdseg.errors import DatasetError
+from birdseg.images import upright_size
+from birdseg.pairs import listed
 
 REGION_SHAPES = ("polygon", "rectangle", "circle", "mask")
 MARK_SHAPES = ("line", "linestrip", "point", "points")  # no area: not bird pixels

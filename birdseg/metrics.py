@@ -62,3 +62,10 @@ def pooled_iou_interval(counts, confidence=CONFIDENCE, resamples=RESAMPLES, seed
     iou = [scores_from_counts(*sums)["iou"] for sums in np.concatenate(pooled)]
     low, high = np.percentile(iou, [50 * (1 - confidence), 50 * (1 + confidence)])
     return [float(low), float(high)]
+
+
+def best_threshold(metrics):
+    """(threshold, IoU) of the best IoU in the threshold sweep of `evaluate_pairs`' metrics."""
+    sweep = metrics["sweep"]
+    index = int(np.argmax(sweep["iou"]))
+    return sweep["thresholds"][index], sweep["iou"][index]

@@ -14,6 +14,8 @@ from keras import ops
 
 from birdseg import pretrained, speedups
 from birdseg.defaults import THRESHOLD
+from birdseg.devices import gpu_available
+from birdseg.layout import MODEL_FILE
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
 from birdseg.recipe import decoder_filters
 
@@ -22,20 +24,6 @@ ENCODER_DROP_CONNECT_RATE = 0.2  # efficientnet's default, which segmentation_mo
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMOOTH = 1e-5
-
-
-def gpu_available():
-    """Whether TensorFlow sees a GPU."""
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def set_precision(mixed_precision="auto"):
-    """Set the Keras dtype policy before building: "auto" is mixed float16 on GPU and float32 on CPU
-    (float16 is slower on CPUs). Returns the policy name."""
-    enabled = gpu_available() if mixed_precision == "auto" else bool(mixed_precision)
-    policy = "mixed_float16" if enabled else "float32"
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
 
 
 def configure_encoder(unet, bn_momentum, drop_connect_rate):
@@ -117,7 +105,7 @@ def copy_weights_from(model, path):
     file and the first weight that does not fit (another backbone, or not a birdseg model).
     Returns weights_used for config.json: {"source": "birdseg model", "file", "sha256"}.
     """
-    model_file = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+    model_file = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
     saved = load_model(model_file)
     target = [(weight.path, tuple(weight.shape)) for weight in model.weights]
     source = [(weight.path, tuple(weight.shape)) for weight in saved.weights]
@@ -279,7 +267,7 @@ def load_model(path):
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "model.keras"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved model here (expected a .keras file or a run folder with model.keras)")
     return keras.models.load_model(path, compile=False)

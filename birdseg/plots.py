@@ -11,6 +11,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from birdseg.defaults import THRESHOLD
+from birdseg.layout import MONITOR
 
 # Okabe and Ito's colour-blind-safe palette: told apart with every common colour-vision deficiency.
 PRED_COLOR = (230, 159, 0)  # orange: predicted bird, where there is no true mask to compare with
@@ -164,7 +165,7 @@ def loss_axis_top(history):
     return 2 * float(np.nanmax(train)) if np.isfinite(train).any() else None
 
 
-def plot_history(history, monitor="val_iou_score", ended=None, loss=None):
+def plot_history(history, monitor=MONITOR, ended=None, loss=None):
     """Loss and IoU per epoch, train vs validation, with the kept epoch (best by `monitor`) marked, and, given
     `ended` (why training ended, e.g. "all 10 epochs"), a line at the last epoch saying so. `loss`: the LOSS
     parameter's value, for the loss panel's title."""

@@ -1,4 +1,5 @@
-"""Prediction: masks at each photo's own resolution, for arrays, dataset pairs and folders of photos and videos.
+"""Prediction of arrays: masks at each photo's own resolution, for images and dataset pairs (files, folders and
+videos: `birdseg.media`).
 
 A photo is resized to the model's input size, predicted, and the probability map is resized back to the
 photo's original size before thresholding, so masks (and the metrics computed from them) are at full
@@ -7,18 +8,11 @@ small bird keeps its pixels. Test-time augmentation (`tta`) averages the probabi
 flipped copies, each flipped back: "flips" (horizontal and vertical, the flips the training augmentation uses),
 "hflip" or "none".
 """
-from collections import Counter
-from pathlib import Path
-from typing import NamedTuple
-
 import cv2
 import numpy as np
-from PIL import Image
 
-from birdseg import display, plots
-from birdseg.data import IMAGE_FORMATS, DatasetError, is_image_file, is_system_file, listed, read_image, read_pair
 from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILE_CHOICES, TILES, TTA, TTA_VIEWS
-from birdseg.files import atomic_path
+from birdseg.images import read_image, read_pair
 from birdseg.model import model_image_size
 from birdseg.speedups import predict_on_batch
 
@@ -147,107 +141,3 @@ def predict_pairs(model, pairs, batch_size=PREDICT_BATCH_SIZE, tta=TTA, tiles=TI
         probabilities = predict_probabilities(model, [image for image, _ in loaded], tta, tiles)
         for pair, (image, truth), probability in zip(chunk, loaded, probabilities):
             yield pair, image, truth, probability
-
-
-# ---------------------------------------------------------------- folders of photos and videos
-
-
-def media_files(path):
-    """The photo or video at `path`, or the photos and videos in the folder `path` (sorted), naming the other files
-    it leaves out; FileNotFoundError when neither."""
-    from birdseg.video import VIDEO_SUFFIXES, is_video_file
-
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    entries = sorted(path.iterdir())
-    found = [p for p in entries if is_image_file(p) or is_video_file(p)]
-    taken = set(found)
-    other = [p.name for p in entries if p not in taken and p.is_file() and not is_system_file(p)]
-    if other:
-        print(f"{path}: {len(other)} file(s) left out, not a photo or video this reads ({IMAGE_FORMATS}, "
-              f"{'/'.join(VIDEO_SUFFIXES)}): {listed(other, 10)}")
-    return found
-
-
-def output_names(paths):
-    """A distinct output name per input: its stem, or `<stem>_<ext>` where stems collide (a.jpg and a.png)."""
-    stems = Counter(path.stem for path in paths)
-    names = [path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in paths]
-    if len(set(names)) != len(names):
-        repeated = sorted(str(path) for path, name in zip(paths, names) if names.count(name) > 1)
-        raise ValueError(f"these inputs would write the same output files: {', '.join(repeated)}")
-    return dict(zip(paths, names))
-
-
-class Prediction(NamedTuple):
-    """What `predict_files` wrote for one photo or video."""
-
-    photo: Path
-    mask: Path  # a video's: the folder of its frames' masks (None without --masks)
-    overlay: Path
-    bird_share: float  # of the photo's pixels (a video: of all its frames')
-
-
-def photo_outputs(out_dir, name):
-    """(mask, overlay) paths of a photo's results."""
-    return out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.jpg"
-
-
-def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True,
-                  tta=TTA, tiles=TILES, video_masks=False, overwrite=False):
-    """Segment photos and videos into `out_dir`: per photo `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg`,
-    per video `<name>_overlay.mp4` (and `<name>_masks/` with `video_masks`); the name is the file's stem, or
-    `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
-
-    Streams: `batch_size` photos are read and predicted at a time. Resumable: an input whose outputs exist is
-    skipped (each output is written under a temporary name and renamed, so existing ones are whole) unless
-    `overwrite`. Unreadable files are skipped with one line each. Returns (written, skipped_messages, done_before):
-    a Prediction per input segmented now, and the number of inputs whose outputs were already there.
-    """
-    from birdseg.video import OVERLAY_SUFFIX, is_video_file, predict_video
-
-    names = output_names(list(inputs))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def done(path):
-        outputs = ([out_dir / f"{names[path]}{OVERLAY_SUFFIX}"] if is_video_file(path)
-                   else photo_outputs(out_dir, names[path]))
-        return not overwrite and all(output.is_file() for output in outputs)
-
-    todo = [path for path in inputs if not done(path)]
-    written, skipped = [], []
-    for video in [path for path in todo if is_video_file(path)]:
-        try:
-            overlay, masks, _, share = predict_video(model, video, out_dir, names[video], threshold, batch_size, tta,
-                                                     masks=video_masks, progress=progress, tiles=tiles)
-            written.append(Prediction(video, masks, overlay, share))
-        except DatasetError as error:
-            skipped.append(str(error))
-            print(f"skipped {error}")
-    photos = [path for path in todo if not is_video_file(path)]
-    bar = display.progress_bar(len(photos), "predict", "img", enabled=progress)
-    for chunk in batched(photos, batch_size):
-        loaded = []
-        for path in chunk:
-            try:
-                loaded.append((path, read_image(path)))
-            except DatasetError as error:
-                skipped.append(str(error))
-                print(f"skipped {error}")
-        if loaded:
-            probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
-            for (path, image), prob in zip(loaded, probabilities):
-                mask = (prob > threshold).astype(np.uint8)
-                mask_path, overlay_path = photo_outputs(out_dir, names[path])
-                with atomic_path(mask_path) as tmp:
-                    Image.fromarray(mask * 255).save(tmp, format="PNG")
-                with atomic_path(overlay_path) as tmp:
-                    Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
-                written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
-        bar.update(len(chunk))
-    bar.close()
-    return written, skipped, len(inputs) - len(todo)

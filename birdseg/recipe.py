@@ -8,7 +8,7 @@ from numbers import Integral, Real
 SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
 DECODER_BLOCKS = 5  # one per up-sampling, back to the input size
 LR_SCHEDULES = ("plateau", "cosine")
-AUGMENTATIONS = ("flips", "photometric")
+AUGMENTATIONS = ("flips", "photometric", "zoom")
 LOSSES = ("bce_jaccard", "bce_jaccard_per_image", "focal_jaccard")  # model.LOSSES holds their functions
 
 
@@ -37,6 +37,15 @@ def decoder_filters(width):
     return tuple(width // 2**block for block in range(DECODER_BLOCKS))
 
 
+def check_share(name, value, high, open_ends=False):
+    """`value` within 0..`high` (both ends excluded with `open_ends`: a factor that must change something)."""
+    inside = isinstance(value, Real) and not isinstance(value, bool) and (
+        0 < value < high if open_ends else 0 <= value <= high)
+    if not inside:
+        bounds = f"between 0 and {high}, both excluded" if open_ends else f"from 0 to {high}"
+        raise ValueError(f"{name.upper()}={value!r}: expected a number {bounds}")
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r}: expected " + " or ".join(repr(choice) for choice in choices))
@@ -52,7 +61,7 @@ class Recipe:
     batch_size: int
     epochs: int  # exactly this many, unless the recipe's early stopping (patience) ends sooner
     learning_rate: float  # Adam's
-    lr_schedule: str  # "plateau": halve after 3 epochs without a lower validation loss; "cosine": warm-up, then to ~0
+    lr_schedule: str  # "plateau": cut by PLATEAU_FACTOR when the validation loss stalls; "cosine": warm-up, then down
     patience: int | None  # early stopping after this many epochs without a better validation IoU (None: off)
     bn_momentum: float | None  # BatchNorm's moving statistics (None: Keras' 0.99)
     augmentation: str  # "flips": resize, pad, h/v flips p=0.3; "photometric" adds geometry, colour, blur, noise
@@ -61,6 +70,12 @@ class Recipe:
     loss: str  # "bce_jaccard" (the seed's: Jaccard over the batch), "bce_jaccard_per_image" or "focal_jaccard"
     decoder_width: int  # filters of the U-Net decoder's first block, halved in each of the next four
     max_training_minutes: float | None = None  # a wall-clock budget that may end training early (None: off)
+    flip_probability: float = 0.3  # of each training flip, left-right and upside down
+    plateau_factor: float = 0.5  # "plateau": the rate is multiplied by this ...
+    plateau_patience: int = 3  # ... after this many epochs without a lower validation loss,
+    min_learning_rate: float = 1e-6  # ... down to this
+    warmup_share: float = 0.03  # "cosine": the share of the run's steps that ramp the rate up, from LR_FLOOR times it
+    lr_floor: float = 1e-3  # "cosine": where the warm-up starts and the decay ends, as a share of the rate
 
     def __post_init__(self):
         check_image_size(self.image_height, self.image_width)
@@ -79,8 +94,16 @@ class Recipe:
                                                           and self.max_training_minutes > 0):
             raise ValueError(f"MAX_TRAINING_MINUTES={self.max_training_minutes!r}: expected a positive number of "
                              "minutes, or None (no budget)")
-        if not self.learning_rate > 0:
-            raise ValueError(f"LEARNING_RATE={self.learning_rate!r}: expected a positive number")
+        for name in ("learning_rate", "min_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.upper()}={getattr(self, name)!r}: expected a positive number")
+        for name in ("flip_probability", "warmup_share"):
+            check_share(name, getattr(self, name), high=1)
+        for name in ("plateau_factor", "lr_floor"):
+            check_share(name, getattr(self, name), high=1, open_ends=True)
+        if isinstance(self.plateau_patience, bool) or not isinstance(self.plateau_patience, Integral) \
+                or self.plateau_patience < 0:
+            raise ValueError(f"PLATEAU_PATIENCE={self.plateau_patience!r}: expected a whole number of epochs")
 
     def override(self, **values):
         """A copy with the fields given; None keeps the recipe's value (a parameter left at None)."""

@@ -14,8 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from birdseg.devices import cluster_task, describe_device, is_chief
+from birdseg.cluster import cluster_task, is_chief
+from birdseg.devices import describe_device
 from birdseg.files import read_json, write_json, write_text
+from birdseg.layout import CONFIG_FILE, HISTORY_FILE
 from birdseg.recipe import Recipe
 
 
@@ -89,7 +91,7 @@ def start_run(output_dir, recipe, parameters, resume=None):
         return resume_run(resume, recipe, parameters)
     run_dir = new_run_dir(output_dir)
     write_json(
-        run_dir / "config.json",
+        run_dir / CONFIG_FILE,
         {
             "parameters": {"RECIPE": recipe.name, **{key.upper(): value for key, value in recipe.parameters().items()},
                            **parameters},
@@ -109,7 +111,7 @@ def worker_run(recipe, parameters, resume):
     if resume:
         shutil.copytree(resume, run_dir, dirs_exist_ok=True)
         return resume_run(run_dir, recipe, parameters)
-    write_json(run_dir / "config.json", {"parameters": {"RECIPE": recipe.name, **{
+    write_json(run_dir / CONFIG_FILE, {"parameters": {"RECIPE": recipe.name, **{
         key.upper(): value for key, value in recipe.parameters().items()}, **parameters}, "chief": False})
     return run_dir, recipe
 
@@ -117,7 +119,7 @@ def worker_run(recipe, parameters, resume):
 def resume_run(resume, recipe, parameters):
     """`start_run` for a run folder to continue."""
     run_dir = Path(resume)
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"RESUME={resume!r}: no config.json there; is it a run folder?")
     config = read_json(config_path)
@@ -142,7 +144,7 @@ def resume_run(resume, recipe, parameters):
 def record_encoder_weights(run_dir, weights_used):
     """Store what the encoder started from in config.json, once: a resumed run keeps the first record.
     Returns the recorded value."""
-    config_path = Path(run_dir) / "config.json"
+    config_path = Path(run_dir) / CONFIG_FILE
     config = read_json(config_path)
     if "encoder_weights" not in config:
         config["encoder_weights"] = weights_used
@@ -171,5 +173,5 @@ def read_history_csv(path):
 
 def load_history(run_dir):
     """The history of a run (from history.csv), as {metric: [value per epoch]}."""
-    path = Path(run_dir) / "history.csv"
+    path = Path(run_dir) / HISTORY_FILE
     return read_history_csv(path) if path.is_file() else {}

@@ -10,8 +10,6 @@ from pathlib import Path
 import keras
 
 from birdseg.callbacks import (
-    CHECKPOINT_DIR,
-    STATE_FILE,
     BestModelCheckpoint,
     EpochSeeds,
     EpochTimer,
@@ -22,6 +20,7 @@ from birdseg.callbacks import (
     best_weights,
 )
 from birdseg.files import read_json, remove_stale_temporaries, write_json
+from birdseg.layout import CHECKPOINT_DIR, STATE_FILE
 from birdseg.model import build_optimizer_slots
 
 

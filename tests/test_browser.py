@@ -68,8 +68,9 @@ def brightness_model(tmp_path, tiny_dataset):
     far less. Returns the loaded model and its file."""
     import keras
 
-    from birdseg.data import find_pairs, read_image
+    from birdseg.images import read_image
     from birdseg.model import load_model
+    from birdseg.pairs import find_pairs
 
     image = read_image(find_pairs(tiny_dataset / "test")[0][0])
     brightness = image.astype(np.float32).mean(axis=2) / 255.0
@@ -155,7 +156,7 @@ def figure_pixels(page, src):
 def threshold_end_that_changes_the_mask(model, pairs):
     """("Home", 0.05) or ("End", 0.95): the end of the threshold slider whose mask of the first image differs most
     from the mask at 0.5. One key press is one value change, so one redraw to wait for."""
-    from birdseg.data import read_pair
+    from birdseg.images import read_pair
     from birdseg.predict import predict_probabilities
 
     image, _ = read_pair(*pairs[0])
@@ -169,7 +170,7 @@ def threshold_end_that_changes_the_mask(model, pairs):
 
 @pytest.mark.slow
 def test_viewer_in_a_real_browser(browser, jupyter_server, brightness_model, tiny_dataset):
-    from birdseg.data import find_pairs
+    from birdseg.pairs import find_pairs
 
     key, threshold_value = threshold_end_that_changes_the_mask(brightness_model[0], find_pairs(tiny_dataset / "test"))
     artifacts = os.environ.get("BIRDSEG_TEST_ARTIFACTS", str(ROOT / "test-artifacts"))

@@ -8,7 +8,8 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from birdseg.cli import main
-from birdseg.data import find_pairs, read_mask
+from birdseg.images import read_mask
+from birdseg.pairs import find_pairs
 
 HEIGHT, WIDTH = 40, 60
 

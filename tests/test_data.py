@@ -7,8 +7,8 @@ import pytest
 from conftest import sky_with_bird, write_pair
 from PIL import Image
 
-from birdseg import data
-from birdseg.data import DatasetError
+from birdseg import archive, augment, images, loader, pairs
+from birdseg.errors import DatasetError
 
 
 @pytest.fixture
@@ -28,29 +28,29 @@ def test_pairs_by_stem_case_insensitive_and_ignores_junk(split):
     Image.fromarray(mask).save(split / "mask" / "upper.PNG")
     (split / "images" / ".DS_Store").write_bytes(b"junk")
     (split / "mask" / "Thumbs.db").write_bytes(b"junk")
-    pairs = data.find_pairs(split)
-    assert [p[0].stem for p in pairs] == ["bird0", "bird1", "bird2", "upper"]
-    assert all(img.stem == msk.stem for img, msk in pairs)
+    found = pairs.find_pairs(split)
+    assert [p[0].stem for p in found] == ["bird0", "bird1", "bird2", "upper"]
+    assert all(img.stem == msk.stem for img, msk in found)
 
 
 def test_missing_folder_named(tmp_path):
     (tmp_path / "val" / "images").mkdir(parents=True)
     with pytest.raises(DatasetError, match=r"val: missing folder 'mask/'"):
-        data.find_pairs(tmp_path / "val")
+        pairs.find_pairs(tmp_path / "val")
 
 
 def test_unpaired_files_listed(split):
     (split / "mask" / "bird1.png").unlink()
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(split / "mask" / "stray.png")
     with pytest.raises(DatasetError, match=r"images without a mask: bird1\.jpg; masks without an image: stray\.png"):
-        data.find_pairs(split)
+        pairs.find_pairs(split)
 
 
 def test_empty_split(tmp_path):
     for sub in ("images", "mask"):
         (tmp_path / "test" / sub).mkdir(parents=True)
     with pytest.raises(DatasetError, match="test: the split is empty"):
-        data.find_pairs(tmp_path / "test")
+        pairs.find_pairs(tmp_path / "test")
 
 
 @pytest.mark.parametrize("image_ext,mask_ext", [(".bmp", ".bmp"), (".tif", ".tiff"), (".webp", ".png"),
@@ -61,16 +61,16 @@ def test_every_supported_format_pairs_and_reads_back_exactly(tmp_path, image_ext
     for sub, suffix, array in (("images", image_ext, image), ("mask", mask_ext, mask)):
         (folder / sub).mkdir(parents=True)
         Image.fromarray(array).save(folder / sub / f"bird{suffix}", lossless=True)  # WebP: lossy unless told
-    [(image_path, mask_path)] = data.find_pairs(folder)
-    read_image, read_mask = data.read_pair(image_path, mask_path)
+    [(image_path, mask_path)] = pairs.find_pairs(folder)
+    read_image, read_mask = images.read_pair(image_path, mask_path)
     assert np.array_equal(read_image, image) and np.array_equal(read_mask, mask // 255)
 
 
 def test_a_phone_photo_in_heic_is_read(tmp_path):
     image, mask = sky_with_bird(seed=4)
     write_pair(tmp_path / "train", "iphone", image, mask, image_ext=".HEIC")
-    [(image_path, mask_path)] = data.find_pairs(tmp_path / "train")
-    read_image, _ = data.read_pair(image_path, mask_path)
+    [(image_path, mask_path)] = pairs.find_pairs(tmp_path / "train")
+    read_image, _ = images.read_pair(image_path, mask_path)
     assert read_image.shape == image.shape and np.abs(read_image.astype(int) - image).mean() < 4  # lossy, like JPEG
 
 
@@ -79,7 +79,7 @@ def test_empty_split_names_the_formats_it_looked_for(tmp_path):
         (tmp_path / "test" / sub).mkdir(parents=True)
     (tmp_path / "test" / "images" / "photo.avif").write_bytes(b"not read")
     with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp/\.heic/\.heif in images/"):
-        data.find_pairs(tmp_path / "test")
+        pairs.find_pairs(tmp_path / "test")
 
 
 def test_masks_named_like_make_dataset_pairs_them_in_mask_or_masks(split):
@@ -88,25 +88,25 @@ def test_masks_named_like_make_dataset_pairs_them_in_mask_or_masks(split):
     write_pair(split, "bird2_mask", *sky_with_bird(seed=7))  # a photo named like a mask, with its own mask
     expected = [("bird0.jpg", "bird0_mask.png"), ("bird1.jpg", "bird1-seg.png"), ("bird2.jpg", "bird2.png"),
                 ("bird2_mask.jpg", "bird2_mask.png")]
-    assert [(image.name, mask.name) for image, mask in data.find_pairs(split)] == expected
+    assert [(image.name, mask.name) for image, mask in pairs.find_pairs(split)] == expected
     (split / "mask").rename(split / "masks")
-    assert [(image.name, mask.name) for image, mask in data.find_pairs(split)] == expected
+    assert [(image.name, mask.name) for image, mask in pairs.find_pairs(split)] == expected
     (split / "mask").mkdir()
     with pytest.raises(DatasetError, match="both mask/ and masks/ exist"):
-        data.find_pairs(split)
+        pairs.find_pairs(split)
 
 
 def test_a_photo_named_like_a_mask_is_not_another_photos_mask(split):
     (split / "mask" / "bird0.png").unlink()
     write_pair(split, "bird0_mask", *sky_with_bird(seed=7))
     with pytest.raises(DatasetError, match=r"images without a mask: bird0\.jpg$"):
-        data.find_pairs(split)
+        pairs.find_pairs(split)
 
 
 def test_duplicate_stem_is_an_error(split):
     Image.fromarray(sky_with_bird()[0]).save(split / "images" / "bird0.png")
     with pytest.raises(DatasetError, match="two files share the stem 'bird0'"):
-        data.find_pairs(split)
+        pairs.find_pairs(split)
 
 
 # ---------------------------------------------------------------- reading
@@ -115,14 +115,14 @@ def test_duplicate_stem_is_an_error(split):
 def test_masks_binarised_at_127(tmp_path):
     values = np.array([[0, 100, 127, 128], [200, 255, 1, 254]], np.uint8)
     Image.fromarray(values).save(tmp_path / "m.png")
-    assert data.read_mask(tmp_path / "m.png").tolist() == [[0, 0, 0, 1], [1, 1, 0, 1]]
+    assert images.read_mask(tmp_path / "m.png").tolist() == [[0, 0, 0, 1], [1, 1, 0, 1]]
 
 
 def test_rgb_mask_read_as_grayscale(tmp_path):
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[0, 0] = 255
     Image.fromarray(rgb).save(tmp_path / "m.png")
-    assert data.read_mask(tmp_path / "m.png").tolist() == [[1, 0], [0, 0]]
+    assert images.read_mask(tmp_path / "m.png").tolist() == [[1, 0], [0, 0]]
 
 
 def square(value=255, dtype=np.uint8, size=(40, 60)):
@@ -149,22 +149,22 @@ def palette_mask():
 ])
 def test_every_mask_encoding_reads_the_same_bird(tmp_path, make, kind):
     make().save(tmp_path / "m.png")
-    reading = data.decode_mask(tmp_path / "m.png")
+    reading = images.decode_mask(tmp_path / "m.png")
     assert reading.kind == kind and reading.warning is None
-    assert data.read_mask(tmp_path / "m.png").sum() == 400
-    assert data.decode_mask((tmp_path / "m.png").read_bytes()).foreground.sum() == 400
+    assert images.read_mask(tmp_path / "m.png").sum() == 400
+    assert images.decode_mask((tmp_path / "m.png").read_bytes()).foreground.sum() == 400
 
 
 def test_soft_mask_thresholded_and_ambiguous_one_warned(tmp_path):
     soft = square(200)
     soft[10:30, 20:25] = 90  # an anti-aliased edge: background at threshold 127
     Image.fromarray(soft).save(tmp_path / "soft.png")
-    reading = data.decode_mask(tmp_path / "soft.png")
+    reading = images.decode_mask(tmp_path / "soft.png")
     assert reading.kind == "soft, threshold 127" and reading.foreground.sum() == 300 and reading.warning is None
     labels = square(2)
     labels[0:5, 0:5] = 1  # a 0/1/2 label map: nothing above 127
     Image.fromarray(labels).save(tmp_path / "labels.png")
-    reading = data.decode_mask(tmp_path / "labels.png")
+    reading = images.decode_mask(tmp_path / "labels.png")
     assert reading.foreground.sum() == 0
     assert "labels.png: a mask of 3 grey values, all <= 127, read as all background" in reading.warning
 
@@ -175,27 +175,27 @@ def test_a_16_bit_grey_photo_is_scaled_to_8_bits_not_clipped(tmp_path, suffix):
     cv2.imwrite(str(tmp_path / f"grey16{suffix}"), eight_bit.astype(np.uint16) * 257)  # 0..65535, the same greys
     with Image.open(tmp_path / f"grey16{suffix}") as img:
         assert img.mode.startswith("I")  # what Pillow's own conversion to RGB would clip above 255
-    assert np.array_equal(data.read_image(tmp_path / f"grey16{suffix}"), np.stack([eight_bit] * 3, axis=-1))
+    assert np.array_equal(images.read_image(tmp_path / f"grey16{suffix}"), np.stack([eight_bit] * 3, axis=-1))
 
 
 def test_a_floating_point_image_is_refused_by_name(tmp_path):
     Image.fromarray(np.ones((4, 4), np.float32)).save(tmp_path / "float.tif")
     with pytest.raises(DatasetError, match=r"float\.tif: a floating-point image; save it with 8 or 16 bits"):
-        data.read_image(tmp_path / "float.tif")
+        images.read_image(tmp_path / "float.tif")
 
 
 def test_exif_rotated_photo_is_upright_everywhere(tmp_path):
     """A phone photo stored landscape with EXIF 'rotate 90', and a mask drawn on the upright (portrait) view."""
     image = np.zeros((30, 50, 3), np.uint8)
     exif = Image.Exif()
-    exif[data.EXIF_ORIENTATION] = 6
+    exif[images.EXIF_ORIENTATION] = 6
     (tmp_path / "images").mkdir()
     (tmp_path / "mask").mkdir()
     Image.fromarray(image).save(tmp_path / "images" / "phone.jpg", exif=exif)
     Image.fromarray(np.zeros((50, 30), np.uint8)).save(tmp_path / "mask" / "phone.png")
     with Image.open(tmp_path / "images" / "phone.jpg") as img:
-        assert img.size == (50, 30) and data.upright_size(img) == (30, 50)
-    photo, mask = data.read_pair(tmp_path / "images" / "phone.jpg", tmp_path / "mask" / "phone.png")
+        assert img.size == (50, 30) and images.upright_size(img) == (30, 50)
+    photo, mask = images.read_pair(tmp_path / "images" / "phone.jpg", tmp_path / "mask" / "phone.png")
     assert photo.shape[:2] == mask.shape == (50, 30)
 
 
@@ -209,35 +209,35 @@ def test_exif_orientation_turns_an_asymmetric_photo_upright_and_its_mask_fits(tm
     mask = np.zeros((30, 50), np.uint8)
     mask[2:10, 3:15] = 255
     exif = Image.Exif()
-    exif[data.EXIF_ORIENTATION] = orientation
+    exif[images.EXIF_ORIENTATION] = orientation
     (tmp_path / "images").mkdir()
     (tmp_path / "mask").mkdir()
     Image.fromarray(upright).transpose(stored_as).save(tmp_path / "images" / "phone.png", exif=exif)
     Image.fromarray(mask).save(tmp_path / "mask" / "phone.png")
-    photo, read = data.read_pair(tmp_path / "images" / "phone.png", tmp_path / "mask" / "phone.png")
+    photo, read = images.read_pair(tmp_path / "images" / "phone.png", tmp_path / "mask" / "phone.png")
     np.testing.assert_array_equal(photo, upright)
     red = (photo[..., 0] > 200) & (photo[..., 1] < 50)
     np.testing.assert_array_equal(red, read.astype(bool))  # the mask lies on the bird
     with Image.open(tmp_path / "images" / "phone.png") as img:
-        assert data.upright_size(img) == (50, 30)
+        assert images.upright_size(img) == (50, 30)
 
 
 def test_truncated_image_named(split):
     path = split / "images" / "bird0.jpg"
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(DatasetError, match=r"bird0\.jpg: cannot read image"):
-        data.read_image(path)
+        images.read_image(path)
 
 
 def test_size_mismatch_named(split):
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(split / "mask" / "bird2.png")
-    dataset = data.Dataset(split)
+    dataset = loader.Dataset(split)
     with pytest.raises(DatasetError, match=r"bird2\.png: mask is 10x10 but its image bird2\.jpg is 80x48"):
         dataset[2]
 
 
 def test_dataset_returns_float_image_and_binary_mask(split):
-    image, mask = data.Dataset(split)[0]
+    image, mask = loader.Dataset(split)[0]
     assert image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1 and image.shape == (48, 80, 3)
     assert mask.shape == (48, 80, 1) and set(np.unique(mask)) == {0.0, 1.0}
 
@@ -246,10 +246,10 @@ def test_preview_takes_an_image_with_a_bird_from_each_part_of_the_split(tmp_path
     image, mask = sky_with_bird()
     for i, has_bird in enumerate([0, 0, 1, 0, 0, 0, 0, 1, 1]):
         write_pair(tmp_path / "val", f"v{i}", image, mask * has_bird)
-    dataset = data.Dataset(tmp_path / "val")
+    dataset = loader.Dataset(tmp_path / "val")
     assert dataset.preview_indices(3) == [2, 3, 7]  # the middle third has no bird: its first image
     assert dataset.preview_indices(20) == list(range(9))  # more asked than there are: each image once
-    assert data.Dataset([]).preview_indices(3) == []
+    assert loader.Dataset([]).preview_indices(3) == []
 
 
 # ---------------------------------------------------------------- augmentation
@@ -258,12 +258,12 @@ def test_preview_takes_an_image_with_a_bird_from_each_part_of_the_split(tmp_path
 def flips(height, width):
     """Resize and random flips: a training augmentation, for the Dataset's own tests (the notebook's is tested with
     the notebook)."""
-    return A.Compose([*data.get_validation_augmentation(height, width), A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    return A.Compose([*augment.get_validation_augmentation(height, width), A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
 
 
-@pytest.mark.parametrize("make", [flips, data.get_validation_augmentation])
+@pytest.mark.parametrize("make", [flips, augment.get_validation_augmentation])
 def test_augmentation_shapes_and_mask_values(split, make):
-    dataset = data.Dataset(split, augmentation=make(64, 96))
+    dataset = loader.Dataset(split, augmentation=make(64, 96))
     for i in range(len(dataset)):
         image, mask = dataset.get(i, seed=i)
         assert image.shape == (64, 96, 3) and mask.shape == (64, 96, 1)
@@ -271,7 +271,7 @@ def test_augmentation_shapes_and_mask_values(split, make):
 
 
 def test_training_augmentation_flips_and_is_seeded(split):
-    dataset = data.Dataset(split, augmentation=flips(64, 96))
+    dataset = loader.Dataset(split, augmentation=flips(64, 96))
     draws = [dataset.get(0, seed=s)[1] for s in range(30)]
     assert len({d.tobytes() for d in draws}) > 1, "never flipped in 30 draws"
     np.testing.assert_array_equal(dataset.get(0, seed=3)[0], dataset.get(0, seed=3)[0])
@@ -280,63 +280,62 @@ def test_training_augmentation_flips_and_is_seeded(split):
 @pytest.mark.parametrize("height,width", [(100, 640), (384, 0), (16, 64), (384.0, 640)])
 def test_image_size_must_be_multiple_of_32(height, width):
     with pytest.raises(ValueError, match="must be a positive multiple of 32"):
-        data.get_validation_augmentation(height, width)
+        augment.get_validation_augmentation(height, width)
 
 
 # ---------------------------------------------------------------- Dataloader
 
 
 def test_dataloader_batches_and_shuffles_per_epoch(split):
-    dataset = data.Dataset(split, augmentation=data.get_validation_augmentation(32, 64))
-    loader = data.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
-    assert len(loader) == 2
-    images, masks = loader[0]
-    assert images.shape == (2, 32, 64, 3) and masks.shape == (2, 32, 64, 1)
-    orders = [tuple(loader.order(epoch)) for epoch in range(6)]
+    dataset = loader.Dataset(split, augmentation=augment.get_validation_augmentation(32, 64))
+    batches = loader.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
+    assert len(batches) == 2
+    image_batch, mask_batch = batches[0]
+    assert image_batch.shape == (2, 32, 64, 3) and mask_batch.shape == (2, 32, 64, 1)
+    orders = [tuple(batches.order(epoch)) for epoch in range(6)]
     assert len(set(orders)) > 1 and all(sorted(order) == [0, 1, 2] for order in orders)
-    again = data.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
+    again = loader.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
     assert tuple(again.order(3)) == orders[3]  # a resumed run sees the same order
-    loader.set_epoch(4)
-    np.testing.assert_array_equal(loader[1][0], again.batch(4, 1)[0])
+    np.testing.assert_array_equal(batches[1][0], again.batch(0, 1)[0])  # indexing (validation data): the first epoch
 
 
 def test_epoch_stream_is_a_function_of_the_batch_index(split):
-    dataset = data.Dataset(split, augmentation=flips(32, 64))
-    loader = data.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
-    stream = loader.stream(start_epoch=2)
+    dataset = loader.Dataset(split, augmentation=flips(32, 64))
+    batches = loader.Dataloader(dataset, batch_size=2, shuffle=True, seed=1)
+    stream = batches.stream(start_epoch=2)
     assert stream.num_batches is None
-    np.testing.assert_array_equal(stream[0][1], loader.batch(2, 0)[1])
-    np.testing.assert_array_equal(stream[3][1], loader.batch(3, 1)[1])  # 2 batches per epoch
+    np.testing.assert_array_equal(stream[0][1], batches.batch(2, 0)[1])
+    np.testing.assert_array_equal(stream[3][1], batches.batch(3, 1)[1])  # 2 batches per epoch
 
 
 # ---------------------------------------------------------------- embedded dataset
 
 
 def test_ensure_dataset_unpacks_zip(tmp_path, split):
-    archive = tmp_path / "birds.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
+    zip_path = tmp_path / "birds.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
         for path in split.rglob("*"):
             zf.write(path, f"birds/{path.relative_to(split.parent).as_posix()}")
-    root = data.ensure_dataset(tmp_path / "birds")
-    assert len(data.find_pairs(root / "train")) == 3
+    root = archive.ensure_dataset(tmp_path / "birds")
+    assert len(pairs.find_pairs(root / "train")) == 3
     assert not list(tmp_path.glob(".unpack-*"))
 
 
-def write_archive(archive, note, extra=()):
-    with zipfile.ZipFile(archive, "w") as zf:
+def write_archive(zip_path, note, extra=()):
+    with zipfile.ZipFile(zip_path, "w") as zf:
         zf.writestr("birds/SYNTHETIC.txt", note)
         for name in extra:
             zf.writestr(f"birds/{name}", b"x")
 
 
 def test_a_folder_unpacked_from_an_earlier_archive_is_moved_aside_and_the_new_one_unpacked(tmp_path, capsys):
-    archive = tmp_path / "birds.zip"
-    write_archive(archive, "drawn by version 1", ["train/images/a.jpg"])
-    root = data.ensure_dataset(tmp_path / "birds")
-    assert data.ensure_dataset(root) == root and "unpacked" not in capsys.readouterr().out  # same archive: kept
+    zip_path = tmp_path / "birds.zip"
+    write_archive(zip_path, "drawn by version 1", ["train/images/a.jpg"])
+    root = archive.ensure_dataset(tmp_path / "birds")
+    assert archive.ensure_dataset(root) == root and "unpacked" not in capsys.readouterr().out  # same archive: kept
     (root / "train" / "images" / "mine.jpg").write_bytes(b"added by hand")
-    write_archive(archive, "drawn by version 2", ["train/images/b.jpg"])
-    assert data.ensure_dataset(root) == root
+    write_archive(zip_path, "drawn by version 2", ["train/images/b.jpg"])
+    assert archive.ensure_dataset(root) == root
     assert "was unpacked from an earlier birds.zip; moved it to" in capsys.readouterr().out
     assert (root / "SYNTHETIC.txt").read_text() == "drawn by version 2" and (root / "train/images/b.jpg").is_file()
     (aside,) = tmp_path.glob("birds.replaced-*")
@@ -344,21 +343,21 @@ def test_a_folder_unpacked_from_an_earlier_archive_is_moved_aside_and_the_new_on
 
 
 def test_a_folder_from_an_older_unpacker_is_compared_by_its_synthetic_note(tmp_path):
-    archive = tmp_path / "birds.zip"
-    write_archive(archive, "drawn by version 2")
+    zip_path = tmp_path / "birds.zip"
+    write_archive(zip_path, "drawn by version 2")
     (tmp_path / "birds").mkdir()
     (tmp_path / "birds" / "SYNTHETIC.txt").write_text("drawn by version 2")
-    data.ensure_dataset(tmp_path / "birds")
+    archive.ensure_dataset(tmp_path / "birds")
     assert not list(tmp_path.glob("birds.replaced-*"))
     (tmp_path / "birds" / "SYNTHETIC.txt").write_text("drawn by version 1")
-    data.ensure_dataset(tmp_path / "birds")
+    archive.ensure_dataset(tmp_path / "birds")
     assert len(list(tmp_path.glob("birds.replaced-*"))) == 1
 
 
 def test_a_folder_of_ones_own_is_never_replaced_by_the_archive(tmp_path):
     write_archive(tmp_path / "birds.zip", "drawn")
     (tmp_path / "birds" / "train").mkdir(parents=True)
-    assert data.ensure_dataset(tmp_path / "birds") == tmp_path / "birds"
+    assert archive.ensure_dataset(tmp_path / "birds") == tmp_path / "birds"
     assert not list(tmp_path.glob("birds.replaced-*")) and not (tmp_path / "birds" / "SYNTHETIC.txt").exists()
 
 
@@ -366,19 +365,19 @@ def test_ensure_dataset_rejects_other_top_folder(tmp_path):
     with zipfile.ZipFile(tmp_path / "birds.zip", "w") as zf:
         zf.writestr("other/train/images/a.jpg", b"x")
     with pytest.raises(DatasetError, match=r"birds\.zip: expected one top folder 'birds/', found \['other'\]"):
-        data.ensure_dataset(tmp_path / "birds")
+        archive.ensure_dataset(tmp_path / "birds")
 
 
 def test_ensure_dataset_rejects_corrupt_zip(tmp_path):
     (tmp_path / "birds.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
     with pytest.raises(DatasetError, match=r"birds\.zip: not a readable zip archive"):
-        data.ensure_dataset(tmp_path / "birds")
+        archive.ensure_dataset(tmp_path / "birds")
     assert not (tmp_path / "birds").exists()
 
 
 def test_ensure_dataset_missing_everything(tmp_path):
     with pytest.raises(DatasetError, match="no such folder, and no archive"):
-        data.ensure_dataset(tmp_path / "birds")
+        archive.ensure_dataset(tmp_path / "birds")
 
 
 def test_paste_birds_adds_the_donors_birds_and_keeps_the_rest():
@@ -387,7 +386,7 @@ def test_paste_birds_adds_the_donors_birds_and_keeps_the_rest():
     donor_image, donor_mask = np.full((128, 192, 3), 90, np.uint8), np.zeros((128, 192), np.uint8)
     donor_mask[60:80, 100:140], donor_image[60:80, 100:140] = 1, 10  # resized to half: a 10x20 bird
     for seed in range(10):
-        pasted_image, pasted_mask = data.paste_birds(image, mask, donor_image, donor_mask, np.random.default_rng(seed))
+        pasted_image, pasted_mask = augment.paste_birds(image, mask, donor_image, donor_mask, np.random.default_rng(seed))
         assert pasted_mask.dtype == np.uint8 and set(np.unique(pasted_mask)) <= {0, 1}
         assert (pasted_mask >= mask).all(), "the sample's own birds stay"
         new = (pasted_mask == 1) & (mask == 0)
@@ -402,13 +401,13 @@ def test_paste_birds_adds_the_donors_birds_and_keeps_the_rest():
 
 def test_paste_birds_from_a_donor_without_birds_changes_nothing():
     image, mask = np.full((32, 64, 3), 200, np.uint8), np.zeros((32, 64), np.uint8)
-    result = data.paste_birds(image, mask, np.zeros_like(image), np.zeros_like(mask), np.random.default_rng(0))
+    result = augment.paste_birds(image, mask, np.zeros_like(image), np.zeros_like(mask), np.random.default_rng(0))
     assert result[0] is image and result[1] is mask
 
 
 def test_copy_paste_is_seeded_and_only_adds_birds(split):
-    plain = data.Dataset(split, augmentation=flips(64, 96))
-    pasting = data.Dataset(split, augmentation=flips(64, 96), copy_paste=1.0)
+    plain = loader.Dataset(split, augmentation=flips(64, 96))
+    pasting = loader.Dataset(split, augmentation=flips(64, 96), copy_paste=1.0)
     grew = 0
     for seed in range(6):
         image, mask = pasting.get(0, seed=seed)
@@ -422,11 +421,11 @@ def test_copy_paste_is_seeded_and_only_adds_birds(split):
 @pytest.mark.parametrize("probability", [-0.1, 1.5, "0.5", True, None])
 def test_copy_paste_probability_checked(split, probability):
     with pytest.raises(ValueError, match=r"COPY_PASTE=.*expected a probability from 0 \(off\) to 1"):
-        data.Dataset(split, copy_paste=probability)
+        loader.Dataset(split, copy_paste=probability)
 
 
 def test_listed_names_the_first_ones_and_counts_the_rest():
     names = [f"p{i}.jpg" for i in range(23)]
-    assert data.listed(names) == ", ".join(names[:20]) + " and 3 more"
-    assert data.listed(names[:20]) == ", ".join(names[:20])
-    assert data.listed(["a", "b", "c"], 2, separator="; ") == "a; b and 1 more"
+    assert pairs.listed(names) == ", ".join(names[:20]) + " and 3 more"
+    assert pairs.listed(names[:20]) == ", ".join(names[:20])
+    assert pairs.listed(["a", "b", "c"], 2, separator="; ") == "a; b and 1 more"

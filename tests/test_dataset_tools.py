@@ -9,7 +9,9 @@ from conftest import cli, sky_with_bird
 from PIL import Image
 
 from birdseg import dataset_tools
-from birdseg.data import DatasetError, find_pairs, read_mask
+from birdseg.errors import DatasetError
+from birdseg.images import read_mask
+from birdseg.pairs import find_pairs
 
 
 def save(path, array, mode=None):
@@ -444,7 +446,7 @@ def test_check_warns_about_ambiguous_mask_by_name(good, capsys):
 
 
 def test_quick_check_uses_upright_size_of_rotated_photo(good, capsys):
-    from birdseg.data import EXIF_ORIENTATION
+    from birdseg.images import EXIF_ORIENTATION
 
     image_path = next((good / "train" / "images").iterdir())
     photo = Image.open(image_path)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, recipe_at
 
+from birdseg import devices
 from birdseg import model as M
 from birdseg.multi_worker import unused_ports
 
@@ -19,7 +20,7 @@ TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
-    from birdseg import data
+    from birdseg import loader
     from birdseg.devices import distribution_strategy
     from birdseg.model import compile_model
     devices = None if "TF_CONFIG" in os.environ else ["/cpu:0", "/cpu:1"]
@@ -28,8 +29,8 @@ TRAIN_ON_TWO_CPUS = textwrap.dedent("""
         inputs = keras.Input((32, 32, 3))
         outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
         model = compile_model(keras.Model(inputs, outputs), 1e-2, "bce_jaccard")
-    loader = data.Dataloader(data.load_split(sys.argv[1], "train", 32, 32), 4, True, 0)
-    history = model.fit(loader.stream(), steps_per_epoch=len(loader), epochs=2, verbose=0, shuffle=False)
+    batches = loader.Dataloader(loader.load_split(sys.argv[1], "train", 32, 32), 4, True, 0)
+    history = model.fit(batches.stream(), steps_per_epoch=len(batches), epochs=2, verbose=0, shuffle=False)
     kind = "multi-worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else type(strategy).__name__
     print(json.dumps({"strategy": kind, "replicas": strategy.num_replicas_in_sync,
                       "loss": history.history["loss"]}))
@@ -72,7 +73,7 @@ def test_default_strategy_on_one_cpu():
 
 def test_mixed_precision_keeps_float32_output():
     try:
-        assert M.set_precision(True) == "mixed_float16"
+        assert devices.set_precision(True) == "mixed_float16"
         built, _ = M.build_model(recipe_at(32, 32), None)
         assert built.layers[-1].name == "probabilities" and built.output.dtype == "float32"
         out = np.asarray(built.predict_on_batch(np.random.rand(1, 32, 32, 3).astype("float32")))
@@ -80,7 +81,7 @@ def test_mixed_precision_keeps_float32_output():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     try:  # float16 on a GPU; on a CPU it would only be slower
-        assert M.set_precision("auto") == ("mixed_float16" if M.gpu_available() else "float32")
+        assert devices.set_precision("auto") == ("mixed_float16" if devices.gpu_available() else "float32")
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -89,7 +90,7 @@ def test_mixed_precision_keeps_float32_output():
 def test_mixed_precision_training_updates_every_weight():
     # Keras wraps the fused Adam in its loss-scale optimizer; the kernel must see the unscaled float32 gradients.
     try:
-        M.set_precision(True)
+        devices.set_precision(True)
         keras.utils.set_random_seed(0)
         built, _ = M.build_model(recipe_at(64, 96, drop_connect_rate=0), None)  # no block skipped
         M.compile_model(built, 1e-4, "bce_jaccard")
@@ -110,7 +111,7 @@ def test_xla_only_on_a_gpu():
     inputs = keras.Input((8, 8, 3))
     tiny = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
     M.compile_model(tiny, 1e-3, "bce_jaccard", jit_compile=True)
-    assert tiny.jit_compile is M.gpu_available()  # on a CPU it made steps several times slower
+    assert tiny.jit_compile is devices.gpu_available()  # on a CPU it made steps several times slower
     M.compile_model(tiny, 1e-3, "bce_jaccard", jit_compile=False)
     assert tiny.jit_compile is False
 
@@ -124,14 +125,14 @@ def test_xla_only_on_a_gpu():
     ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
 ])
 def test_only_the_chief_writes_the_run_folder(tmp_path, monkeypatch, tf_config, chief):
-    from birdseg import devices, runs
+    from birdseg import cluster, runs
     from birdseg.recipe import SCRATCH
 
     if tf_config:
         monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     else:
         monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert devices.is_chief() is chief
+    assert cluster.is_chief() is chief
     run_dir, _ = runs.start_run(tmp_path / "runs", SCRATCH, {"SEED": 1})
     assert (run_dir.parent == tmp_path / "runs") is chief
     if not chief:  # a temporary folder of its own, named after its task

@@ -9,8 +9,9 @@ from PIL import Image
 
 from birdseg import evaluate
 from birdseg.cli import main
-from birdseg.data import find_pairs, read_pair
 from birdseg.defaults import TTA_VIEWS
+from birdseg.images import read_pair
+from birdseg.pairs import find_pairs
 from birdseg.predict import prepare_batch
 
 
@@ -23,7 +24,7 @@ class PerfectModel:
     def __init__(self, pairs, invert=False):
         import cv2
 
-        from birdseg.data import read_pair
+        from birdseg.images import read_pair
 
         self.truth = {}
         for image_path, mask_path in pairs:

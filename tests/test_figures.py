@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from test_evaluate import PerfectModel
 
-from birdseg.data import find_pairs
 from birdseg.evaluate import evaluate_pairs
 from birdseg.figures import FigureSamples, evaluation_figures, publish_figures
+from birdseg.pairs import find_pairs
 
 
 def test_publish_figures_last_epoch_only_and_never_temporaries(tmp_path):

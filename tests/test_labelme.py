@@ -9,8 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from birdseg.cli import main
-from birdseg.data import find_pairs, read_mask
+from birdseg.images import read_mask
 from birdseg.labelme import draw_region
+from birdseg.pairs import find_pairs
 
 HEIGHT, WIDTH = 40, 60
 

@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 from conftest import recipe_at
 
-from birdseg import metrics
+from birdseg import metrics, speedups
 from birdseg import model as M
-from birdseg import speedups
 
 
 @pytest.fixture(scope="module")

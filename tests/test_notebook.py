@@ -21,7 +21,8 @@ from PIL import Image
 from test_train import CPU_DETERMINISTIC, TIMINGS
 
 import birdseg_utils as bu
-from birdseg import speedups
+from birdseg import augment, speedups
+from birdseg.model import compile_model
 from birdseg.recipe import PRETRAINED, SCRATCH
 
 NOTEBOOK = nbformat.read(ROOT / "Bird_Segmentation_Model.ipynb", as_version=4)
@@ -110,7 +111,7 @@ def augmentation_cell(tiny_dataset):
 
 def test_notebook_evaluation_pipeline_is_the_one_prediction_and_scripts_use(augmentation_cell):
     cell = augmentation_cell("flips")
-    assert A.to_dict(cell["eval_augmentation"]) == A.to_dict(bu.get_validation_augmentation(64, 96))
+    assert A.to_dict(cell["eval_augmentation"]) == A.to_dict(augment.get_validation_augmentation(64, 96))
     steps = [type(step).__name__ for step in cell["train_augmentation"]]
     assert steps == ["Resize", "PadIfNeeded", "HorizontalFlip", "VerticalFlip"]
 
@@ -145,7 +146,7 @@ def test_notebook_model_cell_builds_and_compiles_what_build_model_does(recipe, t
     assert cell["weights_used"] == {"source": "random", "file": None, "sha256": None}
     notebook_model = cell["model"]
     built, _ = bu.build_model(recipe, None)
-    bu.compile_model(built, recipe.learning_rate, recipe.loss)
+    compile_model(built, recipe.learning_rate, recipe.loss)
     assert layer_summary(notebook_model) == layer_summary(built)
     assert notebook_model.get_layer("imagenet_normalization").get_config() == \
         built.get_layer("imagenet_normalization").get_config()

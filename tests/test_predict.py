@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from birdseg import predict
+from birdseg import media, predict
 from birdseg.cli import main
-from birdseg.data import find_pairs, read_image
+from birdseg.images import read_image
+from birdseg.pairs import find_pairs
 
 
 def test_predict_image_any_size(trained_model, tiny_dataset):
@@ -65,11 +66,11 @@ def test_media_files_names_what_it_leaves_out(tmp_path, capsys):
     for name in ("b.jpg", "a.HEIC", "clip.MP4", "notes.txt", "anim.gif", ".DS_Store", "._b.jpg"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub").mkdir()
-    assert [p.name for p in predict.media_files(tmp_path)] == ["a.HEIC", "b.jpg", "clip.MP4"]
+    assert [p.name for p in media.media_files(tmp_path)] == ["a.HEIC", "b.jpg", "clip.MP4"]
     printed = capsys.readouterr().out
     assert printed.startswith(f"{tmp_path}: 2 file(s) left out, not a photo or video this reads (.jpg/")
     assert printed.endswith("): anim.gif, notes.txt\n")
-    assert predict.media_files(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # named: predict says if unreadable
+    assert media.media_files(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # named: predict says if unreadable
     assert capsys.readouterr().out == ""
 
 

@@ -3,7 +3,8 @@ import pytest
 from conftest import cli
 
 from birdseg import randomised
-from birdseg.data import find_pairs, read_image, read_mask
+from birdseg.images import read_image, read_mask
+from birdseg.pairs import find_pairs
 
 
 def test_same_seed_same_sample():

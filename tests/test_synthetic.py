@@ -2,8 +2,9 @@ import hashlib
 import zipfile
 
 import numpy as np
+from PIL import Image
 
-from birdseg import data, synthetic
+from birdseg import images, pairs, synthetic
 from birdseg.randomised import EMBEDDED_STYLE, STYLES
 
 
@@ -21,10 +22,9 @@ def test_same_seed_same_zip_bytes(tmp_path):
 def test_layout_masks_and_variety(tmp_path):
     root = tmp_path / "birds"
     synthetic.write_dataset(root, {"train": 12, "val": 1, "test": 1}, seed=4)
-    pairs = data.find_pairs(root / "train")
     sizes, fractions = set(), []
-    for image_path, mask_path in pairs:
-        image, mask = data.read_image(image_path), np.asarray(data.Image.open(mask_path))
+    for image_path, mask_path in pairs.find_pairs(root / "train"):
+        image, mask = images.read_image(image_path), np.asarray(Image.open(mask_path))
         assert set(np.unique(mask)) <= {0, 255}
         assert image.shape[:2] == mask.shape
         sizes.add(image.shape[:2])

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from birdseg import callbacks, data, devices, runs, train
+from birdseg import callbacks, devices, loader, runs, train
+from birdseg.devices import gpu_available
 from birdseg.files import read_json
-from birdseg.model import compile_model, gpu_available
+from birdseg.model import compile_model
 
 # set_seed turns TensorFlow op determinism on only on CPU: some GPU kernels have no deterministic version.
 CPU_DETERMINISTIC = pytest.mark.skipif(gpu_available(), reason="exact repeatability is promised on CPU only")
@@ -29,9 +30,9 @@ def tiny_model(learning_rate=1e-2):
 
 def loaders(dataset_root, seed=0):
     flips = A.Compose([A.Resize(SIZE, SIZE), A.HorizontalFlip(p=0.3), A.VerticalFlip(p=0.3)])
-    train_set = data.load_split(dataset_root, "train", SIZE, SIZE, augmentation=flips)
-    val_set = data.load_split(dataset_root, "val", SIZE, SIZE)
-    return data.Dataloader(train_set, 2, shuffle=True, seed=seed), data.Dataloader(val_set, 2), val_set
+    train_set = loader.load_split(dataset_root, "train", SIZE, SIZE, augmentation=flips)
+    val_set = loader.load_split(dataset_root, "val", SIZE, SIZE)
+    return loader.Dataloader(train_set, 2, shuffle=True, seed=seed), loader.Dataloader(val_set, 2), val_set
 
 
 class Interrupted(Exception):
@@ -143,7 +144,7 @@ def test_interrupted_run_resumes_and_equals_uninterrupted(tmp_path, tiny_dataset
         assert rates == sorted(rates, reverse=True) and rates[-1] < 1e-4
 
 
-class PoisonedLoader(data.Dataloader):
+class PoisonedLoader(loader.Dataloader):
     """Feeds a batch with NaN targets in the second epoch (NaN images are not enough: oneDNN's ReLU on
     AVX-512 CPUs turns NaN into 0, and the loss stays finite)."""
 
@@ -155,7 +156,7 @@ class PoisonedLoader(data.Dataloader):
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_epoch(tmp_path, tiny_dataset):
-    train_set = data.load_split(tiny_dataset, "train", SIZE, SIZE)
+    train_set = loader.load_split(tiny_dataset, "train", SIZE, SIZE)
     poisoned = PoisonedLoader(train_set, 2, shuffle=True)
     with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 2, batch 2.*Lower LEARNING_RATE"):
         fit(tmp_path, tiny_dataset, epochs=4, train_loader=poisoned)

@@ -3,7 +3,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from birdseg import display, files, plots, predict, viewer
-from birdseg.data import find_pairs
+from birdseg.pairs import find_pairs
 
 
 def headless(monkeypatch):

@@ -1,0 +1,161 @@
+"""Photos, folders and videos in, masks and overlays out: what `predict` does for files, above the array
+prediction of `birdseg.predict` (TTA, tiles) and the video reading and writing of `birdseg.video`.
+
+Every output is written under a temporary name and renamed, so an interrupted run leaves only whole files, and a
+rerun into the same folder goes on where it stopped.
+"""
+from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from birdseg import display, plots
+from birdseg.defaults import PREDICT_BATCH_SIZE, THRESHOLD, TILES, TTA
+from birdseg.errors import DatasetError
+from birdseg.files import atomic_path
+from birdseg.images import IMAGE_FORMATS, read_image
+from birdseg.pairs import is_image_file, is_system_file, listed
+from birdseg.predict import batched, predict_probabilities
+from birdseg.video import OVERLAY_SUFFIX, VIDEO_SUFFIXES, frame_batches, is_video_file, open_video
+
+
+def media_files(path):
+    """The photo or video at `path`, or the photos and videos in the folder `path` (sorted), naming the other files
+    it leaves out; FileNotFoundError when neither."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    entries = sorted(path.iterdir())
+    found = [p for p in entries if is_image_file(p) or is_video_file(p)]
+    taken = set(found)
+    other = [p.name for p in entries if p not in taken and p.is_file() and not is_system_file(p)]
+    if other:
+        print(f"{path}: {len(other)} file(s) left out, not a photo or video this reads ({IMAGE_FORMATS}, "
+              f"{'/'.join(VIDEO_SUFFIXES)}): {listed(other, 10)}")
+    return found
+
+
+def output_names(paths):
+    """A distinct output name per input: its stem, or `<stem>_<ext>` where stems collide (a.jpg and a.png)."""
+    stems = Counter(path.stem for path in paths)
+    names = [path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in paths]
+    if len(set(names)) != len(names):
+        repeated = sorted(str(path) for path, name in zip(paths, names) if names.count(name) > 1)
+        raise ValueError(f"these inputs would write the same output files: {', '.join(repeated)}")
+    return dict(zip(paths, names))
+
+
+class Prediction(NamedTuple):
+    """What `predict_files` wrote for one photo or video."""
+
+    photo: Path
+    mask: Path  # a video's: the folder of its frames' masks (None without --masks)
+    overlay: Path
+    bird_share: float  # of the photo's pixels (a video: of all its frames')
+
+
+def photo_outputs(out_dir, name):
+    """(mask, overlay) paths of a photo's results."""
+    return out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.jpg"
+
+
+def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, progress=True,
+                  tta=TTA, tiles=TILES, video_masks=False, overwrite=False):
+    """Segment photos and videos into `out_dir`: per photo `<name>_mask.png` ({0, 255}) and `<name>_overlay.jpg`,
+    per video `<name>_overlay.mp4` (and `<name>_masks/` with `video_masks`); the name is the file's stem, or
+    `<stem>_<ext>` when two inputs share a stem, so no result overwrites another.
+
+    Streams: `batch_size` photos are read and predicted at a time. Resumable: an input whose outputs exist is
+    skipped (each output is written under a temporary name and renamed, so existing ones are whole) unless
+    `overwrite`. Unreadable files are skipped with one line each. Returns (written, skipped_messages, done_before):
+    a Prediction per input segmented now, and the number of inputs whose outputs were already there.
+    """
+    names = output_names(list(inputs))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def done(path):
+        outputs = ([out_dir / f"{names[path]}{OVERLAY_SUFFIX}"] if is_video_file(path)
+                   else photo_outputs(out_dir, names[path]))
+        return not overwrite and all(output.is_file() for output in outputs)
+
+    todo = [path for path in inputs if not done(path)]
+    written, skipped = [], []
+    for video in [path for path in todo if is_video_file(path)]:
+        try:
+            overlay, masks, _, share = predict_video(model, video, out_dir, names[video], threshold, batch_size, tta,
+                                                     masks=video_masks, progress=progress, tiles=tiles)
+            written.append(Prediction(video, masks, overlay, share))
+        except DatasetError as error:
+            skipped.append(str(error))
+            print(f"skipped {error}")
+    photos = [path for path in todo if not is_video_file(path)]
+    bar = display.progress_bar(len(photos), "predict", "img", enabled=progress)
+    for chunk in batched(photos, batch_size):
+        loaded = []
+        for path in chunk:
+            try:
+                loaded.append((path, read_image(path)))
+            except DatasetError as error:
+                skipped.append(str(error))
+                print(f"skipped {error}")
+        if loaded:
+            probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
+            for (path, image), prob in zip(loaded, probabilities):
+                mask = (prob > threshold).astype(np.uint8)
+                mask_path, overlay_path = photo_outputs(out_dir, names[path])
+                with atomic_path(mask_path) as tmp:
+                    Image.fromarray(mask * 255).save(tmp, format="PNG")
+                with atomic_path(overlay_path) as tmp:
+                    Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
+                written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
+        bar.update(len(chunk))
+    bar.close()
+    return written, skipped, len(inputs) - len(todo)
+
+
+def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, tta=TTA,
+                  masks=False, progress=True, tiles="auto"):
+    """Segment every frame of the video at `path`: `<name>_overlay.mp4` (same size, frame count and frame rate) in
+    `out_dir`, and with `masks` one `<name>_masks/<name>_<frame>.png` ({0, 255}) per frame.
+
+    Returns (overlay path, masks folder or None, frames written, share of bird pixels over the clip). The overlay is
+    written under a temporary name and renamed at the end: an interrupted run leaves no half video behind.
+    """
+    capture, (width, height, fps, count) = open_video(path)
+    out_dir = Path(out_dir)
+    overlay_path = out_dir / f"{name}{OVERLAY_SUFFIX}"
+    masks_dir = out_dir / f"{name}_masks" if masks else None
+    if masks_dir:
+        masks_dir.mkdir(parents=True, exist_ok=True)
+    frames, bird = 0, 0.0
+    bar = display.progress_bar(count or None, f"video {Path(path).name}", "frame", enabled=progress)
+    try:
+        with atomic_path(overlay_path) as tmp:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+            if not writer.isOpened():
+                raise DatasetError(f"{overlay_path}: OpenCV cannot write an MP4 video here")
+            try:
+                for batch in frame_batches(capture, batch_size):
+                    for frame, probability in zip(batch, predict_probabilities(model, batch, tta, tiles=tiles)):
+                        mask = (probability > threshold).astype(np.uint8)
+                        writer.write(cv2.cvtColor(plots.overlay(frame, mask), cv2.COLOR_RGB2BGR))
+                        if masks_dir:
+                            with atomic_path(masks_dir / f"{name}_{frames:06d}.png") as mask_tmp:
+                                Image.fromarray(mask * 255).save(mask_tmp, format="PNG")
+                        frames += 1
+                        bird += float(mask.mean())
+                    bar.update(len(batch))
+            finally:
+                writer.release()
+            if frames == 0:
+                raise DatasetError(f"{path}: cannot read video (no frame could be decoded)")
+    finally:
+        capture.release()
+        bar.close()
+    return overlay_path, masks_dir, frames, bird / frames
