@@ -11,8 +11,8 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
 # albumentations otherwise checks PyPI for updates at import, which hangs offline.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow turns its oneDNN kernels on by itself on Intel CPUs only; on an AMD EPYC (AVX2) they made a training
-# step of the default run 18 % faster (benchmarks/README.md). Read when TensorFlow loads: import birdseg first.
+# TensorFlow turns its oneDNN kernels on by itself on Intel CPUs only; on AMD EPYC CPUs they make training steps
+# faster too (benchmarks/HISTORY.md). Read when TensorFlow loads: import birdseg first.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Pretrained encoder weights: ImageNet EfficientNetB3 weights from Keras, or a local .h5 file, copied into the U-Net.
 
-segmentation-models' own ImageNet download (efficientnet 1.0.0's GitHub release) has answered 404 since
-2025. Keras still serves the same network's weights (`efficientnetb3_notop.h5`, hash-checked) and its
+segmentation-models' own ImageNet download (efficientnet 1.0.0's GitHub release) is no longer served (404).
+Keras serves the same network's weights (`efficientnetb3_notop.h5`, hash-checked) and its
 layers carry the same names and shapes as our encoder, so the weights are copied layer by layer, by name.
 
 Two file layouts are read, told apart by their content (never by the file name):

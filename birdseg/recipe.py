@@ -1,6 +1,7 @@
-"""Training recipes: the seed's, made for a pretrained encoder, and one that learns from random initialisation on a
-CPU. Each is one frozen value; the notebook picks one (`choose_recipe`), overrides fields with the parameters given
-explicitly (`Recipe.override`) and prints it as a table. Every recipe value is defined here and nowhere else.
+"""Training recipes: the original notebook's, made for a pretrained encoder, and one that learns from random
+initialisation on a CPU. Each is one frozen value; the notebook picks one (`choose_recipe`), overrides fields with
+the parameters given explicitly (`Recipe.override`) and prints it as a table. Every recipe value is defined here
+and nowhere else.
 """
 from dataclasses import asdict, dataclass, fields, replace
 from numbers import Integral, Real
@@ -67,7 +68,7 @@ class Recipe:
     augmentation: str  # "flips": resize, pad, h/v flips p=0.3; "photometric" adds geometry, colour, blur, noise
     copy_paste: float  # share of training samples that get another sample's birds pasted in
     drop_connect_rate: float  # the encoder's stochastic depth
-    loss: str  # "bce_jaccard" (the seed's: Jaccard over the batch), "bce_jaccard_per_image" or "focal_jaccard"
+    loss: str  # "bce_jaccard" (the original notebook's: Jaccard over the batch), "bce_jaccard_per_image", "focal_jaccard"
     decoder_width: int  # filters of the U-Net decoder's first block, halved in each of the next four
     max_training_minutes: float | None = None  # a wall-clock budget that may end training early (None: off)
     flip_probability: float = 0.3  # of each training flip, left-right and upside down
@@ -195,7 +196,8 @@ def choose_recipe(recipe, encoder_pretrained, init_model=None):
         name, why = "scratch", f"the model starts from {init_model} (INIT_MODEL): continue with the from-scratch recipe"
     elif recipe == "auto":
         name = "pretrained" if encoder_pretrained else "scratch"
-        why = ("the encoder starts from pretrained weights: the seed's fine-tuning recipe" if encoder_pretrained
+        why = ("the encoder starts from pretrained weights: the original notebook's fine-tuning recipe"
+               if encoder_pretrained
                else "the encoder starts from random initialisation: the recipe that learns from scratch")
     else:
         name, why = recipe, "chosen with RECIPE"

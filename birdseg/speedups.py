@@ -95,9 +95,9 @@ def memory_efficient_swish(x):
     """x * sigmoid(x), the encoder's activation, with a gradient that keeps only x.
 
     efficientnet's swish is `x * sigmoid(x)` in primitives, so the training graph keeps both x and sigmoid(x)
-    of its 52 full-size activations for the backward pass (228 MB at 384x640, batch 1). This one recomputes the
-    sigmoid when the gradient arrives, as PyTorch's SiLU does: the tensors live at a training step's peak go
-    from 1.61 to 1.38 GB, and the step is no slower (benchmarks/README.md, "Memory, where it goes").
+    of its 52 full-size activations for the backward pass. This one recomputes the sigmoid when the gradient
+    arrives, as PyTorch's SiLU does: a training step's peak memory is lower and the step no slower
+    (benchmarks/README.md, speed and memory).
     Given to those layers' `call` only: a saved model keeps efficientnet's swish.
     """
     def gradient(upstream):

@@ -1,12 +1,12 @@
-"""The README and docs/: short enough to read, every relative link and anchor resolving, every headline number the
-same as the run it comes from."""
+"""The README, docs/ and the benchmarks pages: short enough to read, every relative link and anchor resolving, every
+headline number the same as the run it comes from, no work-log wording."""
 import json
 import re
 
 import pytest
 from conftest import ROOT
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "benchmarks").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -48,3 +48,27 @@ def test_readme_results_are_the_documented_runs_own():
     row = next(line for line in readme.splitlines() if line.startswith("| synthetic test set"))
     assert f"{metrics['iou']:.3f}" in row and f"{metrics['f1']:.3f}" in row
     assert f"{len(history) - 1} epochs" in row
+
+
+# How the work was organised is no reader's business: days of work counted, issue numbers.
+WORK_LOG = re.compile(r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|this|"
+                      r"last|next|previous|the) sessions?\b|\bissue \d+|\bissue's\b|(?:^|\s)#\d+\b(?![-\w])",
+                      re.IGNORECASE)
+
+
+def test_the_benchmarks_page_is_a_reference_of_at_most_300_lines():
+    assert len((ROOT / "benchmarks" / "README.md").read_text().splitlines()) <= 300
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_pages_hold_no_work_log_wording(page):
+    found = [f"{number}: {line.strip()[:100]}" for number, line in enumerate(page.read_text().splitlines(), 1)
+             if WORK_LOG.search(line)]
+    assert not found, f"{page.name} says how the work was organised:\n" + "\n".join(found)
+
+
+def test_the_work_log_check_catches_what_it_is_for():
+    for line in ("the ninth session's run", "measured in this session", "issue 23 asks", "see #41"):
+        assert WORK_LOG.search(line), line
+    for line in ("a live Jupyter session", "an issue of memory", "[run](HISTORY.md#2026-12-03-x)"):
+        assert not WORK_LOG.search(line), line

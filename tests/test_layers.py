@@ -76,7 +76,7 @@ def test_the_cycle_finder_finds_cycles_hidden_in_functions(tmp_path):
 
 @pytest.mark.parametrize("module", ["metrics", "figures", "evaluate", "breakdown", "layout", "pairs", "images"])
 def test_scoring_and_drawing_modules_import_no_tensorflow(module):
-    code = (f"import sys, birdseg.{module}, json; "
-            "print(json.dumps([name for name in ('tensorflow', 'keras', 'segmentation_models') if name in sys.modules]))")
+    heavy = ("tensorflow", "keras", "segmentation_models")
+    code = f"import sys, json, birdseg.{module}; print(json.dumps([n for n in {heavy!r} if n in sys.modules]))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

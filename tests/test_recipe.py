@@ -8,7 +8,8 @@ from birdseg.recipe import PRETRAINED, RECIPES, SCRATCH, Recipe, choose_recipe
 def test_auto_follows_what_the_encoder_starts_from():
     recipe, reason = choose_recipe("auto", encoder_pretrained=True)
     assert recipe is PRETRAINED and "pretrained weights" in reason
-    assert (recipe.learning_rate, recipe.batch_size, recipe.epochs, recipe.patience) == (1e-4, 1, 10, 5)  # the seed's
+    # the original notebook's
+    assert (recipe.learning_rate, recipe.batch_size, recipe.epochs, recipe.patience) == (1e-4, 1, 10, 5)
     recipe, reason = choose_recipe("auto", encoder_pretrained=False)
     assert recipe is SCRATCH and "random initialisation" in reason
 
