@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from birdseg.multi_worker import unused_ports  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # harness.py
+from harness import unused_ports  # noqa: E402
 
 WORKER = """
 import sys

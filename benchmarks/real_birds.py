@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # harness.py
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "davis-birds"
 VAL_FRACTION = 0.15  # last frames of each training clip
 
@@ -40,7 +41,7 @@ def real_pairs(data_dir):
 
 def notebook_command(out_notebook, parameters):
     """papermill running the notebook headless from the repository root with `parameters`."""
-    from birdseg.runs import papermill_command
+    from harness import papermill_command
 
     return papermill_command(ROOT / "Bird_Segmentation_Model.ipynb", out_notebook, parameters, ROOT)
 

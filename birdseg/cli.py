@@ -171,32 +171,37 @@ def cmd_download_weights(args):
 
 
 def add_prediction_options(parser):
-    """--tta and --tiles, shared by the commands that predict."""
+    """What the commands that predict share: the threshold, the batch, --tta, --tiles and --quiet."""
+    parser.add_argument("--threshold", type=float, default=THRESHOLD)
+    parser.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     parser.add_argument("--tta", choices=TTA_VIEWS, default=TTA,
                         help="test-time augmentation: average over the photo and its flips (default: %(default)s)")
     parser.add_argument("--tiles", choices=TILE_CHOICES, default=TILES,
                         help="predict large photos in overlapping tiles. auto: when a side is at least twice the "
                              "model's input, at twice the detail of a whole-photo resize; on: every photo, at its own "
                              "scale (small birds in very large photos) (default: %(default)s)")
+    add_quiet(parser)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m birdseg_utils", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_quiet(parser):
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def add_make_synthetic(commands):
     p = commands.add_parser("make-synthetic", help="generate the SYNTHETIC default dataset (birds_splitted)")
     p.add_argument("--out", default="birds_splitted", help="output folder (its name is the top folder)")
     p.add_argument("--zip", action="store_true", help="write <out>.zip instead of a folder")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
-    p.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
-    p.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
+    for split in ("train", "val", "test"):
+        p.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split])
     p.add_argument("--style", choices=list(STYLES), default=EMBEDDED_STYLE,
                    help="sky: flat-coloured birds over skies; randomised: textured birds in every pose over "
                         "randomised scenes with distractors (domain randomisation); mixed: half of each (default: "
                         "%(default)s, the embedded data's)")
     p.set_defaults(run=cmd_make_synthetic)
 
+
+def add_make_dataset(commands):
     p = commands.add_parser(
         "make-dataset", help="build the birds_splitted layout from image+mask folders, COCO, LabelMe, DAVIS or "
         "CUB-200-2011",
@@ -232,9 +237,11 @@ def build_parser():
                    "Pascal VOC's SegmentationClass (other classes and the 255 border are not)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once the new one is complete)")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(run=cmd_make_dataset)
 
+
+def add_check_dataset(commands):
     p = commands.add_parser("check-dataset", help="check a dataset folder or zip before training on it")
     p.add_argument("path", help="dataset folder or .zip")
     p.add_argument("--quick", action="store_true",
@@ -242,6 +249,8 @@ def build_parser():
     p.add_argument("--strict", action="store_true", help="warnings (e.g. non-binary masks) fail too")
     p.set_defaults(run=cmd_check_dataset)
 
+
+def add_predict(commands):
     p = commands.add_parser("predict", help="masks and overlays for your own photos and videos")
     p.add_argument("--model", required=True, help="a run folder or a .keras file")
     p.add_argument("--input", required=True, help="a photo, a video, or a folder of them")
@@ -249,25 +258,23 @@ def build_parser():
                    "<stem>_overlay.mp4); photos whose outputs are there already are skipped")
     p.add_argument("--masks", action="store_true", help="videos: also one mask PNG per frame, in <stem>_masks/")
     p.add_argument("--overwrite", action="store_true", help="predict again what --out already holds")
-    p.add_argument("--threshold", type=float, default=THRESHOLD)
-    p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     add_prediction_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_predict)
 
+
+def add_evaluate(commands):
     p = commands.add_parser("evaluate", help="metrics, threshold sweep and worst images of one or more models")
     p.add_argument("--model", required=True, nargs="+", help="run folders or .keras files (several: a comparison)")
     p.add_argument("--data", required=True, help="dataset folder with <split>/images and <split>/mask")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv and figures")
-    p.add_argument("--threshold", type=float, default=THRESHOLD)
-    p.add_argument("--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--worst", type=int, default=6, help="images in the worst-k gallery")
     add_prediction_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_evaluate)
 
+
+def add_export(commands):
     p = commands.add_parser("export", help="export a model (savedmodel, tflite, onnx) and check it predicts the same")
     p.add_argument("--model", required=True, help="a run folder or a .keras file")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
@@ -275,11 +282,24 @@ def build_parser():
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference in probability")
     p.set_defaults(run=cmd_export)
 
+
+def add_download_weights(commands):
     p = commands.add_parser("download-weights", help="fetch ImageNet EfficientNetB3 weights into the Keras cache",
                             description="Downloads Keras' efficientnetb3_notop.h5 once (hash-checked) into "
                             "$KERAS_HOME/models (default ~/.keras/models), checks that it fits the encoder, and "
                             "prints its path and sha256, to copy to an offline machine.")
     p.set_defaults(run=cmd_download_weights)
+
+
+COMMANDS = (add_make_synthetic, add_make_dataset, add_check_dataset, add_predict, add_evaluate, add_export,
+            add_download_weights)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m birdseg_utils", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(commands)
     return parser
 
 

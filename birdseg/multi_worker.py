@@ -14,26 +14,12 @@ replicas value by value, as Keras does on one machine. Every strategy that is no
 Keras' own code. Where Keras' internals are not as expected (another version), it changes nothing and says so.
 """
 import importlib
-import socket
 import warnings
 
 import keras
 import tensorflow as tf
 
 TRAINER_MODULE = "keras.src.backend.tensorflow.trainer"
-
-
-def unused_ports(count):
-    """Local ports free a moment ago, for a TF_CONFIG cluster on one machine (the servers that take them refuse to
-    share a port, so none can be held open for them: a caller that loses the race retries with new ones)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def local_batch(strategy, batch):

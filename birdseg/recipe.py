@@ -10,7 +10,7 @@ SIZE_DIVISOR = 32  # five 2x down-samplings in the U-Net encoder
 DECODER_BLOCKS = 5  # one per up-sampling, back to the input size
 LR_SCHEDULES = ("plateau", "cosine")
 AUGMENTATIONS = ("flips", "photometric", "zoom")
-LOSSES = ("bce_jaccard", "bce_jaccard_per_image", "focal_jaccard")  # model.LOSSES holds their functions
+LOSS_NAMES = ("bce_jaccard", "bce_jaccard_per_image", "focal_jaccard")  # model.LOSSES: their functions
 
 
 def check_image_size(height, width):
@@ -84,7 +84,7 @@ class Recipe:
         check_copy_paste(self.copy_paste)
         check_choice("LR_SCHEDULE", self.lr_schedule, LR_SCHEDULES)
         check_choice("AUGMENTATION", self.augmentation, AUGMENTATIONS)
-        check_choice("LOSS", self.loss, LOSSES)
+        check_choice("LOSS", self.loss, LOSS_NAMES)
         for name in ("batch_size", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:

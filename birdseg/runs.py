@@ -21,15 +21,6 @@ from birdseg.layout import CONFIG_FILE, HISTORY_FILE
 from birdseg.recipe import Recipe
 
 
-def papermill_command(notebook, out_notebook, parameters, cwd, python=sys.executable):
-    """The command running `notebook` headless with papermill in `cwd`, each parameter given with -p (None as
-    None), the executed copy written to `out_notebook`."""
-    command = [str(python), "-m", "papermill", str(notebook), str(out_notebook), "--cwd", str(cwd)]
-    for name, value in parameters.items():
-        command += ["-p", name, "None" if value is None else str(value)]
-    return command
-
-
 def new_run_dir(output_dir):
     """Create and return a new, empty run folder `<output_dir>/<UTC timestamp>_<6 hex>`."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -93,8 +84,7 @@ def start_run(output_dir, recipe, parameters, resume=None):
     write_json(
         run_dir / CONFIG_FILE,
         {
-            "parameters": {"RECIPE": recipe.name, **{key.upper(): value for key, value in recipe.parameters().items()},
-                           **parameters},
+            "parameters": recorded_parameters(recipe, parameters),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": package_versions(),
             "git_commit": git_commit(Path(__file__).resolve().parent),
@@ -104,6 +94,11 @@ def start_run(output_dir, recipe, parameters, resume=None):
     return run_dir, recipe
 
 
+def recorded_parameters(recipe, parameters):
+    """config.json's parameters: the recipe's name and fields by their notebook names, then every other one."""
+    return {"RECIPE": recipe.name, **{key.upper(): value for key, value in recipe.parameters().items()}, **parameters}
+
+
 def worker_run(recipe, parameters, resume):
     """`start_run` for a worker that is not the chief: a temporary run folder of its own."""
     task_type, index = cluster_task()
@@ -111,8 +106,7 @@ def worker_run(recipe, parameters, resume):
     if resume:
         shutil.copytree(resume, run_dir, dirs_exist_ok=True)
         return resume_run(run_dir, recipe, parameters)
-    write_json(run_dir / CONFIG_FILE, {"parameters": {"RECIPE": recipe.name, **{
-        key.upper(): value for key, value in recipe.parameters().items()}, **parameters}, "chief": False})
+    write_json(run_dir / CONFIG_FILE, {"parameters": recorded_parameters(recipe, parameters), "chief": False})
     return run_dir, recipe
 
 

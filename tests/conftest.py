@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DAVIS = ROOT.parent / "shared" / "data" / "davis-birds"
 sys.path.insert(0, str(ROOT))
 
+from harness import papermill_command  # noqa: E402
+
 import birdseg  # noqa: E402,F401  (environment for segmentation_models/albumentations)
 from birdseg import synthetic  # noqa: E402
 from birdseg.recipe import PRETRAINED  # noqa: E402
-from birdseg.runs import papermill_command  # noqa: E402
 
 # Tiny notebook parameters: 64x96, 3 epochs, a handful of images, random init.
 TINY = {"IMAGE_HEIGHT": 64, "IMAGE_WIDTH": 96, "EPOCHS": 3, "BATCH_SIZE": 2, "ENCODER_WEIGHTS": None, "SEED": 7}

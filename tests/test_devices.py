@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 from conftest import ROOT, recipe_at
+from harness import unused_ports
 
 from birdseg import devices
 from birdseg import model as M
-from birdseg.multi_worker import unused_ports
 
 TRAIN_ON_TWO_CPUS = textwrap.dedent("""
     import json, os, sys

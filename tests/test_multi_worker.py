@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, run_notebook
+from harness import unused_ports
 from test_notebook import notebook_text
 
 from birdseg import multi_worker
@@ -91,7 +92,7 @@ def test_two_workers_run_the_notebook_and_train_the_same_model(tmp_path, tiny_da
     from birdseg.model import load_model
 
     for _ in range(3):  # TensorFlow's server refuses a taken port: choose new ones and start again
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in multi_worker.unused_ports(2)]}
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in unused_ports(2)]}
         workers = []
         for index in range(2):
             out = tmp_path / f"worker{index}"
