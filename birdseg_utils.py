@@ -45,6 +45,7 @@ from birdseg.plots import overlay, plot_history, visualize
 from birdseg.predict import predict_image
 from birdseg.pretrained import locate_encoder_weights
 from birdseg.recipe import choose_recipe, decoder_filters
+from birdseg.runtimes import load_predictor
 from birdseg.runs import record_encoder_weights, start_run
 from birdseg.speedups import adam, speed_up_layers
 from birdseg.train import ResumableRun
@@ -86,6 +87,7 @@ __all__ = [
     "gpu_available",
     "is_video_file",
     "load_model",
+    "load_predictor",
     "load_starting_weights",
     "locate_encoder_weights",
     "media_files",

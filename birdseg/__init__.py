@@ -30,5 +30,6 @@ LAYERS = (
     ("callbacks",),
     ("train", "predict"),  # resumable training; prediction of arrays (TTA, tiles)
     ("evaluate", "media", "figures", "viewer", "export"),  # a model on a dataset, on files and videos, in figures
+    ("runtimes",),  # the model converted for ONNX Runtime or OpenVINO, checked and cached
     ("cli",),
 )

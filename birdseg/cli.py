@@ -11,6 +11,8 @@ from birdseg.defaults import (
     EXPORT_FORMATS,
     MASK_THRESHOLD,
     PREDICT_BATCH_SIZE,
+    RUNTIME,
+    RUNTIMES,
     SPLIT_RATIOS,
     THRESHOLD,
     TILE_CHOICES,
@@ -98,10 +100,10 @@ def cmd_check_dataset(args):
 
 def cmd_predict(args):
     from birdseg.media import media_files, predict_files
-    from birdseg.model import load_model
+    from birdseg.runtimes import load_predictor
     from birdseg.video import is_video_file
 
-    model = load_model(args.model)
+    model = load_predictor(args.model, args.runtime)
     files = media_files(args.input)
     written, skipped, done_before = predict_files(model, files, args.out, args.threshold, args.batch_size,
                                                   progress=not args.quiet, tta=args.tta, tiles=args.tiles,
@@ -116,14 +118,14 @@ def cmd_predict(args):
 def cmd_evaluate(args):
     from birdseg import evaluate, figures
     from birdseg.files import save_figure
-    from birdseg.model import load_model
     from birdseg.pairs import find_pairs
     from birdseg.plots import prediction_grid
+    from birdseg.runtimes import load_predictor
 
     rows = []
     names = evaluate.model_names(args.model)  # one folder per model: no result overwrites another
     for model_path, name in zip(args.model, names):
-        model = load_model(model_path)
+        model = load_predictor(model_path, args.runtime)
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
         worst = figures.FigureSamples(gallery_size=0, count=args.worst)
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet,
@@ -180,6 +182,10 @@ def add_prediction_options(parser):
                         help="predict large photos in overlapping tiles. auto: when a side is at least twice the "
                              "model's input, at twice the detail of a whole-photo resize; on: every photo, at its own "
                              "scale (small birds in very large photos) (default: %(default)s)")
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default=RUNTIME,
+                        help="what runs the model: keras; onnxruntime or openvino (converted once, checked against "
+                             "Keras and cached in the run folder; pip install -r requirements-export.txt); auto: "
+                             "openvino where it is installed, else keras (default: %(default)s)")
     add_quiet(parser)
 
 
@@ -305,11 +311,12 @@ def build_parser():
 
 def main(argv=None):
     from birdseg.errors import DatasetError
+    from birdseg.runtimes import RuntimeMissing
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
+    except (DatasetError, FileNotFoundError, FileExistsError, ValueError, RuntimeError, RuntimeMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -14,3 +14,7 @@ PREDICT_BATCH_SIZE = 4  # images read and predicted at a time: memory does not g
 TILE_CHOICES = ("auto", "on", "off")  # large photos in tiles: when a side is at least twice the model's input, always, never
 TILES = "auto"
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
+# Inference runtimes (birdseg.runtimes): "keras" needs nothing more; "auto" takes OpenVINO where it is installed
+# (the fastest on the CPUs measured, benchmarks/README.md), else Keras.
+RUNTIMES = ("keras", "onnxruntime", "openvino")
+RUNTIME = "auto"

@@ -12,6 +12,7 @@ LOGS_DIR = "logs"  # TensorBoard's
 CHECKPOINT_DIR = "checkpoint"  # the last completed epoch's weights and optimizer state, for resuming
 STATE_FILE = "state.json"  # in CHECKPOINT_DIR: which epoch, which file, why training ended
 MY_PHOTOS_DIR = "my_photos"  # the notebook's masks and overlays of MY_PHOTOS
+RUNTIMES_DIR = "runtimes"  # the model converted for inference runtimes, one folder per runtime and model file
 RECORDS = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE)  # published with the figures: the numbers they show
 
 MONITOR = "val_iou_score"  # the best model and early stopping follow the metric users care about

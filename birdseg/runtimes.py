@@ -1,0 +1,157 @@
+"""Inference runtimes behind prediction: Keras itself, ONNX Runtime or OpenVINO.
+
+A trained model is converted once per runtime and cached in the run folder (`runtimes/<runtime>-<hash>/`, keyed by
+the model file's SHA-256, so a new `model.keras` is converted again and the old conversion removed). Each
+conversion is checked against the Keras model on a few images before it is kept: a difference above
+CHECK_TOLERANCE is an error that says so, never a silent change of the masks. The converted model predicts through
+the same `predict_on_batch` and `input_shape` as a Keras model, so test-time flips, tiles, thresholds, folders,
+videos and resuming work as they do with Keras.
+"""
+import hashlib
+import importlib.util
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from birdseg.defaults import RUNTIME, RUNTIMES
+from birdseg.files import TMP_PREFIX
+from birdseg.layout import MODEL_FILE, RUNTIMES_DIR
+
+INSTALL = {  # what each runtime needs beyond the main install, and the command that installs it
+    "onnxruntime": (("onnxruntime", "tf2onnx", "onnx"), "pip install -r requirements-export.txt"),
+    "openvino": (("openvino",), "pip install -r requirements-export.txt"),
+}
+CHECK_TOLERANCE = 2e-3  # largest difference in probability from the Keras model a conversion may have
+CHECK_SAMPLES = 3
+CONVERTED_FILE = {"onnxruntime": "model.onnx", "openvino": "model.xml"}
+
+
+class RuntimeMissing(ImportError):
+    """The runtime asked for is not installed; the message names the install command."""
+
+
+class RuntimeMismatch(RuntimeError):
+    """A converted model predicts differently from the Keras model it came from."""
+
+
+def check_runtime(runtime):
+    """The runtime `runtime` names: itself, or for "auto" OpenVINO where it is installed, else Keras. ValueError for
+    an unknown name, RuntimeMissing when what a named runtime needs is not installed."""
+    if runtime == "auto":
+        return "openvino" if importlib.util.find_spec("openvino") is not None else "keras"
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: expected " + ", ".join(repr(name) for name in ("auto", *RUNTIMES)))
+    packages, command = INSTALL.get(runtime, ((), ""))
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeMissing(f"--runtime {runtime} needs {', '.join(missing)}, which is not installed: {command}")
+    return runtime
+
+
+def model_file(path):
+    """The .keras file of a run folder or the file itself."""
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+def file_hash(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir(path, runtime):
+    """Where `runtime`'s conversion of the model at `path` is kept: beside the model file, named by its hash."""
+    source = model_file(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no saved model here (expected a .keras file or a run folder with "
+                                f"{MODEL_FILE})")
+    return source.parent / RUNTIMES_DIR / f"{runtime}-{source.stem}-{file_hash(source)[:16]}"
+
+
+class ConvertedModel:
+    """A model converted for an inference runtime, used like a Keras model by prediction: `predict_on_batch(batch)`
+    of float32 (batch, height, width, 3) images in [0, 1] gives (batch, height, width, 1) probabilities."""
+
+    def __init__(self, runtime, path):
+        self.runtime, self.path = runtime, Path(path)
+        if runtime == "onnxruntime":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
+            self._run = lambda batch: session.run(None, {name: batch})[0]
+        else:
+            import openvino
+
+            # f32: on CPUs with bfloat16 arithmetic OpenVINO would otherwise compute in bfloat16 and change masks
+            compiled = openvino.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            shape = [dimension.get_length() if dimension.is_static else None
+                     for dimension in compiled.input(0).get_partial_shape()]
+            self._run = lambda batch: compiled(batch)[0]
+        self.input_shape = (None, *shape[1:])
+        self.name = f"{self.path.parent.name} ({runtime})"
+
+    def predict_on_batch(self, batch):
+        return np.asarray(self._run(np.ascontiguousarray(batch, dtype=np.float32)))
+
+
+def convert(keras_model, runtime, out_dir):
+    """Write `runtime`'s form of `keras_model` into `out_dir`; returns the file to load."""
+    height, width = keras_model.input_shape[1:3]
+    target = Path(out_dir) / CONVERTED_FILE[runtime]
+    if runtime == "onnxruntime":
+        from birdseg.export import export_model
+
+        return export_model(keras_model, out_dir, "onnx")
+    import openvino
+
+    with warnings.catch_warnings():  # Keras notes that OpenVINO's tracing passes the input as a tuple: harmless
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
+        converted = openvino.convert_model(keras_model, input=[(-1, height, width, 3)])
+    openvino.save_model(converted, str(target), compress_to_fp16=False)
+    return target
+
+
+def largest_difference(keras_model, converted, samples=CHECK_SAMPLES, seed=0):
+    """The largest difference in probability between the two models on random images and their mirror images."""
+    height, width = keras_model.input_shape[1:3]
+    batch = np.random.default_rng(seed).random((samples, height, width, 3), dtype=np.float32)
+    batch = np.concatenate([batch, batch[:, :, ::-1]])
+    return float(np.max(np.abs(converted.predict_on_batch(batch) - np.asarray(keras_model.predict_on_batch(batch)))))
+
+
+def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
+    """The model at `path` (a run folder or a .keras file), ready to predict with `runtime`.
+
+    "keras": the Keras model itself; "auto": see `check_runtime`. Another runtime: its cached conversion when there
+    is one for this model file; else the model is converted, checked against Keras (RuntimeMismatch above
+    `tolerance`) and cached, written under a temporary name and renamed, replacing earlier model files' conversions.
+    """
+    from birdseg.model import load_model
+
+    runtime = check_runtime(runtime)
+    if runtime == "keras":
+        return load_model(path)
+    folder = cache_dir(path, runtime)
+    if not folder.is_dir():
+        keras_model = load_model(path)
+        folder.parent.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{TMP_PREFIX}{runtime}-"))
+        try:
+            difference = largest_difference(keras_model, ConvertedModel(runtime, convert(keras_model, runtime,
+                                                                                         staging)))
+            if difference > tolerance:
+                raise RuntimeMismatch(f"{model_file(path)}: its {runtime} conversion predicts up to {difference:.2g} "
+                                      f"away from the Keras model (tolerance {tolerance:g}); use --runtime keras")
+            for earlier in folder.parent.glob(f"{runtime}-{model_file(path).stem}-*"):
+                shutil.rmtree(earlier)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # what a failed conversion left (after the rename: nothing)
+    return ConvertedModel(runtime, folder / CONVERTED_FILE[runtime])
