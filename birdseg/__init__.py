@@ -17,8 +17,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
-LAYERS = (
-    ("defaults", "layout", "errors", "files", "display", "metrics", "recipe", "cluster", "install"),  # foundations
+LAYERS = (  # lowest first; the first: foundations that import no other birdseg module
+    ("defaults", "layout", "errors", "files", "display", "metrics", "recipe", "cluster", "pipeline", "install"),
     ("images", "video", "augment", "archive", "plots", "synthetic", "breakdown"),  # reading and drawing data
     ("pairs", "randomised"),  # a split's image/mask pairs; domain-randomised drawings
     ("dataset_tools",),  # make-dataset, check-dataset

@@ -18,6 +18,7 @@ from birdseg.errors import DatasetError
 from birdseg.files import atomic_path
 from birdseg.images import IMAGE_FORMATS, read_image
 from birdseg.pairs import is_image_file, is_system_file, listed
+from birdseg.pipeline import WriteBehind, read_ahead
 from birdseg.predict import batched, predict_probabilities
 from birdseg.video import OVERLAY_SUFFIX, VIDEO_SUFFIXES, frame_batches, is_video_file, open_video
 
@@ -96,27 +97,43 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDIC
             print(f"skipped {error}")
     photos = [path for path in todo if not is_video_file(path)]
     bar = display.progress_bar(len(photos), "predict", "img", enabled=progress)
-    for chunk in batched(photos, batch_size):
-        loaded = []
-        for path in chunk:
-            try:
-                loaded.append((path, read_image(path)))
-            except DatasetError as error:
+    with read_ahead(map(read_photos, batched(photos, batch_size))) as chunks, WriteBehind() as writing:
+        for chunk, loaded, errors in chunks:
+            for error in errors:
                 skipped.append(str(error))
                 print(f"skipped {error}")
-        if loaded:
-            probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
-            for (path, image), prob in zip(loaded, probabilities):
-                mask = (prob > threshold).astype(np.uint8)
-                mask_path, overlay_path = photo_outputs(out_dir, names[path])
-                with atomic_path(mask_path) as tmp:
-                    Image.fromarray(mask * 255).save(tmp, format="PNG")
-                with atomic_path(overlay_path) as tmp:
-                    Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
-                written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
-        bar.update(len(chunk))
+            if loaded:
+                probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
+                results = []
+                for (path, image), prob in zip(loaded, probabilities):
+                    mask = (prob > threshold).astype(np.uint8)
+                    mask_path, overlay_path = photo_outputs(out_dir, names[path])
+                    results.append((image, mask, mask_path, overlay_path))
+                    written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
+                writing.submit(write_photo_results, results)
+            bar.update(len(chunk))
     bar.close()
     return written, skipped, len(inputs) - len(todo)
+
+
+def read_photos(paths):
+    """(paths, [(path, image)] of those that could be read, [DatasetError] of those that could not)."""
+    loaded, errors = [], []
+    for path in paths:
+        try:
+            loaded.append((path, read_image(path)))
+        except DatasetError as error:
+            errors.append(error)
+    return paths, loaded, errors
+
+
+def write_photo_results(results):
+    """Each photo's mask PNG and overlay JPEG, each written whole or not at all."""
+    for image, mask, mask_path, overlay_path in results:
+        with atomic_path(mask_path) as tmp:
+            Image.fromarray(mask * 255).save(tmp, format="PNG")
+        with atomic_path(overlay_path) as tmp:
+            Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
 
 
 def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, tta=TTA,
@@ -141,16 +158,16 @@ def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PR
             if not writer.isOpened():
                 raise DatasetError(f"{overlay_path}: OpenCV cannot write an MP4 video here")
             try:
-                for batch in frame_batches(capture, batch_size):
-                    for frame, probability in zip(batch, predict_probabilities(model, batch, tta, tiles=tiles)):
-                        mask = (probability > threshold).astype(np.uint8)
-                        writer.write(cv2.cvtColor(plots.overlay(frame, mask), cv2.COLOR_RGB2BGR))
-                        if masks_dir:
-                            with atomic_path(masks_dir / f"{name}_{frames:06d}.png") as mask_tmp:
-                                Image.fromarray(mask * 255).save(mask_tmp, format="PNG")
-                        frames += 1
-                        bird += float(mask.mean())
-                    bar.update(len(batch))
+                with read_ahead(frame_batches(capture, batch_size)) as batches, WriteBehind() as writing:
+                    for batch in batches:
+                        masks = [(probability > threshold).astype(np.uint8)
+                                 for probability in predict_probabilities(model, batch, tta, tiles=tiles)]
+                        mask_paths = [masks_dir / f"{name}_{index:06d}.png" if masks_dir else None
+                                      for index in range(frames, frames + len(batch))]
+                        writing.submit(write_frame_results, writer, batch, masks, mask_paths)
+                        frames += len(batch)
+                        bird += sum(float(mask.mean()) for mask in masks)
+                        bar.update(len(batch))
             finally:
                 writer.release()
             if frames == 0:
@@ -159,3 +176,12 @@ def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PR
         capture.release()
         bar.close()
     return overlay_path, masks_dir, frames, bird / frames
+
+
+def write_frame_results(writer, frames, masks, mask_paths):
+    """Frames' overlays onto the video `writer`, in order, and each mask PNG where a path is given."""
+    for frame, mask, mask_path in zip(frames, masks, mask_paths):
+        writer.write(cv2.cvtColor(plots.overlay(frame, mask), cv2.COLOR_RGB2BGR))
+        if mask_path:
+            with atomic_path(mask_path) as tmp:
+                Image.fromarray(mask * 255).save(tmp, format="PNG")

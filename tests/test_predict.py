@@ -131,7 +131,7 @@ def test_predict_cli_tta_choice_is_used(tiny_dataset, tmp_path, capsys, monkeypa
         monkeypatch.setattr("birdseg.model.load_model", lambda path: model)
         out = tmp_path / tta
         assert main(["predict", "--model", "m", "--input", str(image_path), "--out", str(out), "--quiet",
-                     "--tta", tta]) == 0
+                     "--tta", tta, "--runtime", "keras"]) == 0  # the stand-in model runs as it is
         assert model.calls == passes
         masks[tta] = np.asarray(Image.open(out / f"{image_path.stem}_mask.png"))
     assert (masks["none"] != masks["flips"]).any()  # the ramp is not mirror-symmetric: the averaged views differ
@@ -217,7 +217,8 @@ def test_predict_resumes_skipping_photos_already_done_unless_overwrite(tiny_data
     for image_path, _ in find_pairs(tiny_dataset / "test"):
         (photos / image_path.name).write_bytes(image_path.read_bytes())
     out = tmp_path / "out"
-    command = ["predict", "--model", "m", "--input", str(photos), "--out", str(out), "--quiet", "--tta", "none"]
+    command = ["predict", "--model", "m", "--input", str(photos), "--out", str(out), "--quiet", "--tta", "none",
+               "--runtime", "keras"]
     first = next(photos.iterdir())
     main([*command[:4], str(first), *command[5:]])  # one photo done, as by an interrupted run
     capsys.readouterr()
