@@ -1,0 +1,211 @@
+"""Inference speed and memory of each runtime (Keras, ONNX Runtime, OpenVINO) against segmentation_models.pytorch,
+end to end on a folder of photos and a video, and whether the runtimes' masks agree with Keras'.
+
+    python -m venv .peer && .peer/bin/pip install -r requirements-bench.txt     # the peer, in its own venv
+    python benchmarks/runtimes.py --model runs/<run> --peer-python .peer/bin/python   # writes runtimes.json
+
+Per image: a random-init U-Net at each shape (HxWxBATCH: 384x640x1, the model's input x1 and x8), each runtime and
+the peer in a fresh process (peak resident memory is that process's own), the same threads, float32, the median of
+--repeats calls after --warmup; a runtime's one-off conversion is timed apart. End to end: `predict` on a folder of
+--photos drawn photos (decode, predict with test-time flips, write masks and overlays) and on a --frames video, with
+the run's model, each runtime in its own process; `--baseline-repo` also times the same command in another checkout
+(the code before the runtimes and the read-ahead). Agreement: each runtime's masks against Keras' on the embedded
+synthetic test set, as `evaluate` predicts it.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_NAMES = ("keras", "onnxruntime", "openvino")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_seconds(call, warmup, repeats):
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def worker_ours(runtime, shape, threads, warmup, repeats):
+    """Per-image time of a random-init U-Net at `shape` run by `runtime`; conversion timed apart."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from birdseg.model import build_model
+    from birdseg.recipe import SCRATCH
+    from birdseg.runtimes import load_predictor
+
+    height, width, batch = shape
+    folder = Path(tempfile.mkdtemp(prefix="runtime-bench-"))
+    try:
+        model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
+        model.save(folder / "model.keras")
+        del model
+        start = time.perf_counter()
+        predictor = load_predictor(folder, runtime)
+        convert_s = time.perf_counter() - start
+        images = np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
+        seconds = median_seconds(lambda: predictor.predict_on_batch(images), warmup, repeats)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"infer_s": seconds / batch, "load_s": convert_s}
+
+
+def worker_peer(shape, threads, warmup, repeats):
+    import numpy as np
+    import segmentation_models_pytorch as smp
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    height, width, batch = shape
+    model = smp.Unet("efficientnet-b3", encoder_weights=None, classes=1, activation=None).eval()
+    images = torch.from_numpy(np.random.default_rng(0).random((batch, 3, height, width), dtype=np.float32))
+
+    def call():
+        with torch.inference_mode():
+            torch.sigmoid(model(images))
+
+    return {"infer_s": median_seconds(call, warmup, repeats) / batch, "load_s": 0.0}
+
+
+def run_worker(args, kind, shape):
+    python = args.peer_python if kind == "peer" else sys.executable
+    command = [python, __file__, "--worker", kind, "--shape", shape, "--threads", str(args.threads),
+               "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if completed.returncode:
+        raise RuntimeError(f"{kind} {shape} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def make_inputs(folder, photos, frames):
+    """`photos` drawn photos (the synthetic test drawings of another seed, at their own sizes) and one video of
+    `frames` frames of 640x360."""
+    sys.path.insert(0, str(ROOT))
+    import cv2
+    import numpy as np
+
+    from birdseg import synthetic
+    from birdseg.randomised import STYLES
+
+    (folder / "photos").mkdir(parents=True)
+    for index in range(photos):
+        image, _ = synthetic.drawing(11, 2, index, STYLES["mixed"])
+        (folder / "photos" / f"photo_{index:04d}.jpg").write_bytes(synthetic.encode(image, "JPEG", quality=90))
+    writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 360))
+    for index in range(frames):
+        image, _ = synthetic.drawing(11, 2, index % 20, STYLES["sky"], resolution=(640, 360))
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def end_to_end(model, inputs, runtime, cwd, out):
+    """Seconds and peak memory of one `predict` command; the runtime's conversion is made beforehand."""
+    command = [sys.executable, "-m", "birdseg_utils", "predict", "--model", str(model), "--input", str(inputs),
+               "--out", str(out), "--quiet", "--overwrite"]
+    if runtime:
+        command += ["--runtime", runtime]
+    start = time.perf_counter()
+    completed = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, cwd=cwd)
+    seconds = time.perf_counter() - start
+    if completed.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+    return {"seconds": seconds, "peak_rss_mb": int(completed.stderr.strip().splitlines()[-1]) / 1024}
+
+
+def agreement(model_path, data):
+    """Share of pixels whose mask each runtime gives as Keras does, and each runtime's IoU with Keras' masks."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from birdseg.metrics import confusion_counts, scores_from_counts
+    from birdseg.pairs import find_pairs
+    from birdseg.predict import predict_pairs
+    from birdseg.runtimes import load_predictor
+
+    pairs = find_pairs(Path(data) / "test")
+    masks = {name: [probability > 0.5 for *_, probability in predict_pairs(load_predictor(model_path, name), pairs)]
+             for name in RUNTIME_NAMES}
+    result = {}
+    for name in RUNTIME_NAMES[1:]:
+        equal = np.mean([np.mean(a == b) for a, b in zip(masks["keras"], masks[name])])
+        counts = np.sum([confusion_counts(a, b)[:3] for a, b in zip(masks["keras"], masks[name])], axis=0)
+        result[name] = {"pixels_equal": float(equal), "iou_with_keras": scores_from_counts(*counts)["iou"]}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="a trained run folder, for the end-to-end and agreement parts")
+    parser.add_argument("--peer-python", help="the peer's venv interpreter (requirements-bench.txt)")
+    parser.add_argument("--shapes", nargs="+", default=["384x640x1", "128x192x1", "128x192x8"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--baseline-repo", help="another checkout whose `predict` is timed the same way")
+    parser.add_argument("--data", default=str(ROOT / "birds_splitted"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "runtimes.json"))
+    parser.add_argument("--worker", choices=(*RUNTIME_NAMES, "peer"), help=argparse.SUPPRESS)
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        shape = tuple(int(value) for value in args.shape.split("x"))
+        result = (worker_peer(shape, args.threads, args.warmup, args.repeats) if args.worker == "peer" else
+                  worker_ours(args.worker, shape, args.threads, args.warmup, args.repeats))
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return 0
+
+    report = {"command": " ".join(sys.argv), "per_image": [], "end_to_end": [], "agreement": None}
+    kinds = [*RUNTIME_NAMES, *(["peer"] if args.peer_python else [])]
+    for shape in args.shapes:
+        row = {"shape": shape, **{kind: run_worker(args, kind, shape) for kind in kinds}}
+        report["per_image"].append(row)
+        print(shape, "  ".join(f"{kind} {row[kind]['infer_s']:.4f}s {row[kind]['peak_rss_mb']:.0f}MB" for kind in kinds),
+              flush=True)
+    if args.model:
+        with tempfile.TemporaryDirectory(prefix="runtime-e2e-") as tmp:
+            tmp = Path(tmp)
+            make_inputs(tmp / "inputs", args.photos, args.frames)
+            for inputs in (tmp / "inputs" / "photos", tmp / "inputs" / "clip.mp4"):
+                for runtime in RUNTIME_NAMES:
+                    end_to_end(args.model, inputs, runtime, ROOT, tmp / "warm")  # the conversion, made once
+                    row = {"input": inputs.name, "runtime": runtime,
+                           **end_to_end(args.model, inputs, runtime, ROOT, tmp / runtime)}
+                    report["end_to_end"].append(row)
+                    print(row, flush=True)
+                if args.baseline_repo:
+                    row = {"input": inputs.name, "runtime": "baseline",
+                           **end_to_end(Path(args.model).resolve(), inputs, None, args.baseline_repo, tmp / "base")}
+                    report["end_to_end"].append(row)
+                    print(row, flush=True)
+        report["agreement"] = agreement(args.model, args.data)
+        print(report["agreement"], flush=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
