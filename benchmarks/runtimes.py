@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,32 +42,36 @@ def median_seconds(call, warmup, repeats):
     return statistics.median(times)
 
 
-def worker_ours(runtime, shape, threads, warmup, repeats):
-    """Per-image time of a random-init U-Net at `shape` run by `runtime`; conversion timed apart."""
+def prepare(runtime, shape, folder):
+    """A random-init U-Net at `shape` saved in `folder` and converted for `runtime` (in its own process: the
+    conversion's memory is not the predicting process's); returns the conversion's seconds."""
     sys.path.insert(0, str(ROOT))
-    import numpy as np
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
     from birdseg.model import build_model
     from birdseg.recipe import SCRATCH
     from birdseg.runtimes import load_predictor
 
+    height, width, _ = shape
+    model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
+    model.save(Path(folder) / "model.keras")
+    start = time.perf_counter()
+    load_predictor(folder, runtime)
+    return {"convert_s": time.perf_counter() - start}
+
+
+def worker_ours(runtime, shape, folder, warmup, repeats):
+    """Per-image time of the model in `folder` run by `runtime` (its conversion cached there by `prepare`)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from birdseg.runtimes import load_predictor
+
     height, width, batch = shape
-    folder = Path(tempfile.mkdtemp(prefix="runtime-bench-"))
-    try:
-        model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
-        model.save(folder / "model.keras")
-        del model
-        start = time.perf_counter()
-        predictor = load_predictor(folder, runtime)
-        convert_s = time.perf_counter() - start
-        images = np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
-        seconds = median_seconds(lambda: predictor.predict_on_batch(images), warmup, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return {"infer_s": seconds / batch, "load_s": convert_s}
+    start = time.perf_counter()
+    predictor = load_predictor(folder, runtime)
+    load_s = time.perf_counter() - start
+    images = np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
+    return {"infer_s": median_seconds(lambda: predictor.predict_on_batch(images), warmup, repeats) / batch,
+            "load_s": load_s}
 
 
 def worker_peer(shape, threads, warmup, repeats):
@@ -89,14 +92,24 @@ def worker_peer(shape, threads, warmup, repeats):
     return {"infer_s": median_seconds(call, warmup, repeats) / batch, "load_s": 0.0}
 
 
-def run_worker(args, kind, shape):
+def run_worker(args, kind, shape, *extra):
     python = args.peer_python if kind == "peer" else sys.executable
     command = [python, __file__, "--worker", kind, "--shape", shape, "--threads", str(args.threads),
-               "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+               "--warmup", str(args.warmup), "--repeats", str(args.repeats), *extra]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if completed.returncode:
         raise RuntimeError(f"{kind} {shape} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(args, kind, shape):
+    """One runtime (or the peer) at one shape: converted in one process, timed in another."""
+    if kind == "peer":
+        return run_worker(args, kind, shape)
+    with tempfile.TemporaryDirectory(prefix="runtime-bench-") as folder:
+        converted = run_worker(args, kind, shape, "--folder", folder, "--prepare")
+        return {**run_worker(args, kind, shape, "--folder", folder), "convert_s": converted["convert_s"],
+                "convert_peak_rss_mb": converted["peak_rss_mb"]}
 
 
 def make_inputs(folder, photos, frames):
@@ -104,7 +117,6 @@ def make_inputs(folder, photos, frames):
     `frames` frames of 640x360."""
     sys.path.insert(0, str(ROOT))
     import cv2
-    import numpy as np
 
     from birdseg import synthetic
     from birdseg.randomised import STYLES
@@ -170,28 +182,36 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "runtimes.json"))
     parser.add_argument("--worker", choices=(*RUNTIME_NAMES, "peer"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         shape = tuple(int(value) for value in args.shape.split("x"))
-        result = (worker_peer(shape, args.threads, args.warmup, args.repeats) if args.worker == "peer" else
-                  worker_ours(args.worker, shape, args.threads, args.warmup, args.repeats))
+        if args.worker == "peer":
+            result = worker_peer(shape, args.threads, args.warmup, args.repeats)
+        elif args.prepare:
+            result = prepare(args.worker, shape, args.folder)
+        else:
+            result = worker_ours(args.worker, shape, args.folder, args.warmup, args.repeats)
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return 0
 
     report = {"command": " ".join(sys.argv), "per_image": [], "end_to_end": [], "agreement": None}
     kinds = [*RUNTIME_NAMES, *(["peer"] if args.peer_python else [])]
     for shape in args.shapes:
-        row = {"shape": shape, **{kind: run_worker(args, kind, shape) for kind in kinds}}
+        row = {"shape": shape, **{kind: measure(args, kind, shape) for kind in kinds}}
         report["per_image"].append(row)
-        print(shape, "  ".join(f"{kind} {row[kind]['infer_s']:.4f}s {row[kind]['peak_rss_mb']:.0f}MB" for kind in kinds),
-              flush=True)
+        print(shape, "  ".join(f"{kind} {row[kind]['infer_s']:.4f} s {row[kind]['peak_rss_mb']:.0f} MB"
+                               for kind in kinds), flush=True)
     if args.model:
         with tempfile.TemporaryDirectory(prefix="runtime-e2e-") as tmp:
             tmp = Path(tmp)
             make_inputs(tmp / "inputs", args.photos, args.frames)
             for inputs in (tmp / "inputs" / "photos", tmp / "inputs" / "clip.mp4"):
                 for runtime in RUNTIME_NAMES:
-                    end_to_end(args.model, inputs, runtime, ROOT, tmp / "warm")  # the conversion, made once
+                    subprocess.run([sys.executable, "-c", "import sys; from birdseg.runtimes import load_predictor; "
+                                    "load_predictor(sys.argv[1], sys.argv[2])", str(args.model), runtime],
+                                   cwd=ROOT, check=True, capture_output=True)  # the conversion, made once, apart
                     row = {"input": inputs.name, "runtime": runtime,
                            **end_to_end(args.model, inputs, runtime, ROOT, tmp / runtime)}
                     report["end_to_end"].append(row)

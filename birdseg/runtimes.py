@@ -133,13 +133,15 @@ def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
     is one for this model file; else the model is converted, checked against Keras (RuntimeMismatch above
     `tolerance`) and cached, written under a temporary name and renamed, replacing earlier model files' conversions.
     """
-    from birdseg.model import load_model
-
     runtime = check_runtime(runtime)
     if runtime == "keras":
+        from birdseg.model import load_model
+
         return load_model(path)
     folder = cache_dir(path, runtime)
     if not folder.is_dir():
+        from birdseg.model import load_model  # TensorFlow: only to convert; a cached conversion runs without it
+
         keras_model = load_model(path)
         folder.parent.mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{TMP_PREFIX}{runtime}-"))
