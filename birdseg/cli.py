@@ -156,6 +156,7 @@ def cmd_export(args):
 
 def cmd_download_weights(args):
     from birdseg import pretrained
+    from birdseg.files import sha256
     from birdseg.model import build_model
     from birdseg.recipe import PRETRAINED
 
@@ -167,7 +168,7 @@ def cmd_download_weights(args):
         return 1
     # Proves the file fits the encoder before anyone relies on it.
     build_model(PRETRAINED.override(image_height=32, image_width=32), str(path))
-    print(f"{path}\nsha256 {pretrained.sha256(path)}\nFor an offline machine: copy this file to "
+    print(f"{path}\nsha256 {sha256(path)}\nFor an offline machine: copy this file to "
           f"~/.keras/models/{pretrained.KERAS_FILE} there (or $KERAS_HOME/models/), or set ENCODER_WEIGHTS to its path.")
     return 0
 

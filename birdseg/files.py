@@ -1,6 +1,7 @@
 """Atomic file writing: a killed process or a full disk never leaves a half-written file behind."""
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -90,3 +91,12 @@ def save_figure(fig, path, close=True):
         tmp.write_bytes(figure_bytes(fig, Path(path).suffix.lstrip(".") or "png"))
     if close:
         plt.close(fig)
+
+
+def sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

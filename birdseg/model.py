@@ -15,6 +15,7 @@ from keras import ops
 from birdseg import pretrained, speedups
 from birdseg.defaults import THRESHOLD
 from birdseg.devices import gpu_available
+from birdseg.files import sha256
 from birdseg.layout import MODEL_FILE
 from birdseg.pretrained import WeightsFallbackWarning  # noqa: F401  (re-exported)
 from birdseg.recipe import decoder_filters
@@ -72,7 +73,7 @@ def load_starting_weights(model, encoder_weights, init_model=None):
     if weights.file is not None:
         unet = next(layer for layer in model.layers if isinstance(layer, keras.Model))
         layout = pretrained.load_encoder_weights(unet, weights.file)
-        weights_used.update(file=str(weights.file), sha256=pretrained.sha256(weights.file), layout=layout)
+        weights_used.update(file=str(weights.file), sha256=sha256(weights.file), layout=layout)
     return weights_used
 
 
@@ -115,7 +116,7 @@ def copy_weights_from(model, path):
         if shape != saved_shape:
             raise ValueError(f"{model_file}: weight {saved_name} has shape {saved_shape}, {name} needs {shape}")
     model.set_weights(saved.get_weights())
-    return {"source": "birdseg model", "file": str(model_file), "sha256": pretrained.sha256(model_file)}
+    return {"source": "birdseg model", "file": str(model_file), "sha256": sha256(model_file)}
 
 
 def describe_weights(weights_used):

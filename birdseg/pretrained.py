@@ -10,7 +10,6 @@ Two file layouts are read, told apart by their content (never by the file name):
 - "efficientnet": the old `efficientnet-b3_weights_tf_dim_ordering_tf_kernels_autoaugment_notop.h5`.
 Both are Keras' HDF5 weights layout (attribute `layer_names`, one group per layer).
 """
-import hashlib
 import os
 import re
 import warnings
@@ -101,15 +100,6 @@ def locate_encoder_weights(encoder_weights):
             stacklevel=3,
         )
         return EncoderWeights("random")
-
-
-def sha256(path):
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_weights_file(path):

@@ -7,7 +7,6 @@ CHECK_TOLERANCE is an error that says so, never a silent change of the masks. Th
 the same `predict_on_batch` and `input_shape` as a Keras model, so test-time flips, tiles, thresholds, folders,
 videos and resuming work as they do with Keras.
 """
-import hashlib
 import importlib.util
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from birdseg.defaults import RUNTIME, RUNTIMES
-from birdseg.files import TMP_PREFIX
+from birdseg.files import TMP_PREFIX, sha256
 from birdseg.layout import MODEL_FILE, RUNTIMES_DIR
 
 INSTALL = {  # what each runtime needs beyond the main install, and the command that installs it
@@ -57,21 +56,13 @@ def model_file(path):
     return path / MODEL_FILE if path.is_dir() else path
 
 
-def file_hash(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_dir(path, runtime):
     """Where `runtime`'s conversion of the model at `path` is kept: beside the model file, named by its hash."""
     source = model_file(path)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no saved model here (expected a .keras file or a run folder with "
                                 f"{MODEL_FILE})")
-    return source.parent / RUNTIMES_DIR / f"{runtime}-{source.stem}-{file_hash(source)[:16]}"
+    return source.parent / RUNTIMES_DIR / f"{runtime}-{source.stem}-{sha256(source)[:16]}"
 
 
 class ConvertedModel:
