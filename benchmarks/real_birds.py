@@ -109,6 +109,7 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
     import tempfile
 
     from birdseg import evaluate, metrics, runs
+    from birdseg.layout import CONFIG_FILE
     from birdseg.model import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +126,7 @@ def run_fold(train_pairs, val_pairs, test_pairs, settings, args, minutes, run_ro
         val_metrics = evaluate.evaluate_pairs(model, val_pairs, progress=False)
         threshold = metrics.best_threshold(val_metrics)[0]  # chosen on validation, never on test
         test_metrics = evaluate.evaluate_pairs(model, test_pairs, threshold=threshold, progress=False)
-        weights_used = runs.read_json(run_dir / "config.json")["encoder_weights"]
+        weights_used = runs.read_json(run_dir / CONFIG_FILE)["encoder_weights"]
     return test_metrics, threshold, seconds, weights_used
 
 
@@ -135,10 +136,11 @@ def score_model(model_path, clips, out):
 
     from birdseg import evaluate, runs
     from birdseg.files import write_json
+    from birdseg.layout import CONFIG_FILE
     from birdseg.model import load_model
 
     model = load_model(model_path)
-    config = Path(model_path) / "config.json"
+    config = Path(model_path) / CONFIG_FILE
     result = {"protocol": "a trained model scored on each DAVIS 2016 bird clip at original resolution, its own "
                           "threshold; Otsu's polarity chosen on the other clips",
               "command": "python benchmarks/real_birds.py " + " ".join(sys.argv[1:]),

@@ -46,13 +46,14 @@ def prepare(runtime, shape, folder):
     """A random-init U-Net at `shape` saved in `folder` and converted for `runtime` (in its own process: the
     conversion's memory is not the predicting process's); returns the conversion's seconds."""
     sys.path.insert(0, str(ROOT))
+    from birdseg.layout import MODEL_FILE
     from birdseg.model import build_model
     from birdseg.recipe import SCRATCH
     from birdseg.runtimes import load_predictor
 
     height, width, _ = shape
     model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
-    model.save(Path(folder) / "model.keras")
+    model.save(Path(folder) / MODEL_FILE)
     start = time.perf_counter()
     load_predictor(folder, runtime)
     return {"convert_s": time.perf_counter() - start}

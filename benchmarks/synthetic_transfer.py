@@ -37,6 +37,7 @@ def main():
     from birdseg import evaluate, synthetic
     from birdseg.archive import ensure_dataset
     from birdseg.files import read_json, write_json
+    from birdseg.layout import METRICS_FILE
     from birdseg.model import load_model
     from birdseg.pairs import find_pairs
     from birdseg.randomised import STYLES
@@ -60,7 +61,7 @@ def main():
     result = score_model(run_dir, clips_of(real_pairs(args.real)), out)
     model = load_model(run_dir)
     embedded = evaluate.evaluate_pairs(model, find_pairs(ensure_dataset(ROOT / "birds_splitted") / "test"), progress=False)
-    own = read_json(run_dir / "metrics.json")
+    own = read_json(run_dir / METRICS_FILE)
     result.update(
         command="python benchmarks/synthetic_transfer.py " + " ".join(sys.argv[1:]),
         style=args.style, counts=counts, notebook_parameters=parameters, notebook_seconds=notebook_seconds,

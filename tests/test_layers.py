@@ -80,3 +80,16 @@ def test_scoring_and_drawing_modules_import_no_tensorflow(module):
     code = f"import sys, json, birdseg.{module}; print(json.dumps([n for n in {heavy!r} if n in sys.modules]))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_run_folders_names_are_spelled_in_layout_only():
+    """Every other module, the notebook, the facade and the benchmarks read them from birdseg.layout."""
+    from birdseg import layout
+
+    names = [value for key, value in vars(layout).items() if key.isupper() and isinstance(value, str)]
+    sources = [*PACKAGE.glob("*.py"), ROOT / "birdseg_utils.py", ROOT / "Bird_Segmentation_Model.ipynb",
+               *(ROOT / "benchmarks").glob("*.py")]
+    sources = [path for path in sources if path.name not in ("layout.py", "__init__.py")]  # LAYERS names modules
+    spelled = [f"{path.name}: {name}" for path in sources for name in names
+               if f'"{name}"' in path.read_text() or f'\\"{name}\\"' in path.read_text()]
+    assert not spelled, "spelled outside birdseg/layout.py:\n" + "\n".join(spelled)
