@@ -1,6 +1,6 @@
 """Inference runtimes behind prediction: Keras itself, ONNX Runtime or OpenVINO.
 
-A trained model is converted once per runtime and cached in the run folder (`runtimes/<runtime>-<hash>/`, keyed by
+A trained model is converted once per runtime and cached beside it (`runtimes/<runtime>-<model>-<hash>/`, keyed by
 the model file's SHA-256, so a new `model.keras` is converted again and the old conversion removed). Each
 conversion is checked against the Keras model on a few images before it is kept: a difference above
 CHECK_TOLERANCE is an error that says so, never a silent change of the masks. The converted model predicts through
