@@ -45,8 +45,8 @@ from birdseg.plots import overlay, plot_history, visualize
 from birdseg.predict import predict_image
 from birdseg.pretrained import locate_encoder_weights
 from birdseg.recipe import choose_recipe, decoder_filters
-from birdseg.runtimes import load_predictor
 from birdseg.runs import record_encoder_weights, start_run
+from birdseg.runtimes import load_predictor
 from birdseg.speedups import adam, speed_up_layers
 from birdseg.train import ResumableRun
 from birdseg.video import is_video_file
