@@ -84,7 +84,8 @@ def test_first_cell_fetches_the_project_only_where_it_cannot_be_imported():
 
 def test_the_recipe_is_on_the_page():
     augmentation = cell_with("A.Compose(")
-    assert "A.HorizontalFlip(p=0.3)" in augmentation and "A.VerticalFlip(p=0.3)" in augmentation
+    assert "A.HorizontalFlip(p=recipe.flip_probability)" in augmentation
+    assert "A.VerticalFlip(p=recipe.flip_probability)" in augmentation
     model = cell_with("sm.Unet(")
     assert "keras.layers.Normalization(" in model and "model.compile(" in model
     assert "optimizer=" in model and "loss=" in model and "metrics=[" in model
@@ -128,6 +129,24 @@ def test_photometric_augmentation_keeps_the_mask_on_the_bird(augmentation_cell):
         grey, bird = sample["image"].mean(axis=-1), sample["mask"].astype(bool)
         assert sample["image"].shape == (64, 96, 3) and set(np.unique(sample["mask"])) <= {0, 1}
         assert bird.any() and grey[bird].mean() > grey[~bird].mean() + 60, seed
+
+
+def test_zoom_augmentation_crops_the_models_size_at_up_to_twice_the_detail(augmentation_cell):
+    image = np.zeros((120, 200, 3), np.uint8)
+    mask = np.zeros((120, 200), np.uint8)
+    image[50:70, 90:110], mask[50:70, 90:110] = 255, 1  # a 20x20 bird in the middle
+    augmentation = augmentation_cell("zoom")["train_augmentation"]
+    assert [type(step).__name__ for step in augmentation][:2] == ["Resize", "RandomSizedCrop"]
+    shares = []
+    for seed in range(30):
+        augmentation.set_random_seed(seed)
+        sample = augmentation(image=image, mask=mask)
+        assert sample["image"].shape == (64, 96, 3) and set(np.unique(sample["mask"])) <= {0, 1}
+        bird = sample["mask"].astype(bool)
+        assert not bird.any() or sample["image"][bird].mean() > 200, seed  # the mask stays on the bird
+        shares.append(bird.mean())
+    whole = 400 / (120 * 200)  # the bird's share of the frame in a whole-frame resize
+    assert min(shares) >= 0 and max(shares) <= 4 * whole * 1.2 and max(shares) > 2 * whole, "scales from 1x to 2x"
 
 
 def layer_summary(model):
