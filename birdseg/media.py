@@ -160,13 +160,13 @@ def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PR
             try:
                 with read_ahead(frame_batches(capture, batch_size)) as batches, WriteBehind() as writing:
                     for batch in batches:
-                        masks = [(probability > threshold).astype(np.uint8)
-                                 for probability in predict_probabilities(model, batch, tta, tiles=tiles)]
+                        frame_masks = [(probability > threshold).astype(np.uint8)
+                                       for probability in predict_probabilities(model, batch, tta, tiles=tiles)]
                         mask_paths = [masks_dir / f"{name}_{index:06d}.png" if masks_dir else None
                                       for index in range(frames, frames + len(batch))]
-                        writing.submit(write_frame_results, writer, batch, masks, mask_paths)
+                        writing.submit(write_frame_results, writer, batch, frame_masks, mask_paths)
                         frames += len(batch)
-                        bird += sum(float(mask.mean()) for mask in masks)
+                        bird += sum(float(mask.mean()) for mask in frame_masks)
                         bar.update(len(batch))
             finally:
                 writer.release()
