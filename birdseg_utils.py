@@ -18,7 +18,7 @@ if __name__ == "__main__":  # the CLI imports only what each command needs
 
 from birdseg.archive import ensure_dataset
 from birdseg.callbacks import BestModelCheckpoint, PredictionFigure, TrainingBudget
-from birdseg.dataset_tools import check_dataset
+from birdseg.dataset_check import check_dataset
 from birdseg.devices import distribution_strategy, gpu_available, set_precision, set_seed
 from birdseg.errors import DatasetError
 from birdseg.evaluate import evaluate_pairs, format_metrics, save_metrics

@@ -21,8 +21,8 @@ LAYERS = (  # lowest first; the first: foundations that import no other birdseg 
     ("defaults", "layout", "errors", "files", "display", "metrics", "recipe", "cluster", "pipeline", "install"),
     ("images", "video", "augment", "archive", "plots", "synthetic", "breakdown"),  # reading and drawing data
     ("pairs", "randomised"),  # a split's image/mask pairs; domain-randomised drawings
-    ("dataset_tools",),  # make-dataset, check-dataset
-    ("coco", "labelme"),  # annotation files in
+    ("dataset_tools",),  # make-dataset
+    ("coco", "labelme", "dataset_check"),  # annotation files in; check-dataset
     ("speedups", "multi_worker", "pretrained"),  # TensorFlow from here on
     ("devices",),  # GPU, precision, seeds, distribution
     ("model", "loader"),  # the network, its losses and metrics; Dataset and Dataloader

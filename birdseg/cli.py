@@ -89,7 +89,7 @@ def cmd_make_dataset(args):
 
 
 def cmd_check_dataset(args):
-    from birdseg.dataset_tools import check_dataset
+    from birdseg.dataset_check import check_dataset
 
     report = check_dataset(args.path, quick=args.quick)
     print(report.summary())
