@@ -15,8 +15,6 @@ synthetic test set, as `evaluate` predicts it.
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,20 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_NAMES = ("keras", "onnxruntime", "openvino")
 
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def median_seconds(call, warmup, repeats):
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench import peak_rss_mb, timed  # noqa: E402  (this folder: the script's own)
 
 
 def prepare(runtime, shape, folder):
@@ -71,7 +56,7 @@ def worker_ours(runtime, shape, folder, warmup, repeats):
     predictor = load_predictor(folder, runtime)
     load_s = time.perf_counter() - start
     images = np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
-    return {"infer_s": median_seconds(lambda: predictor.predict_on_batch(images), warmup, repeats) / batch,
+    return {"infer_s": timed(lambda: predictor.predict_on_batch(images), warmup, repeats)[0] / batch,
             "load_s": load_s}
 
 
@@ -90,7 +75,7 @@ def worker_peer(shape, threads, warmup, repeats):
         with torch.inference_mode():
             torch.sigmoid(model(images))
 
-    return {"infer_s": median_seconds(call, warmup, repeats) / batch, "load_s": 0.0}
+    return {"infer_s": timed(call, warmup, repeats)[0] / batch, "load_s": 0.0}
 
 
 def run_worker(args, kind, shape, *extra):

@@ -127,17 +127,22 @@ def read_photos(paths):
     return paths, loaded, errors
 
 
+def write_mask(path, mask):
+    """A {0, 1} mask as a {0, 255} PNG, written whole or not at all."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(mask * 255).save(tmp, format="PNG")
+
+
 def write_photo_results(results):
     """Each photo's mask PNG and overlay JPEG, each written whole or not at all."""
     for image, mask, mask_path, overlay_path in results:
-        with atomic_path(mask_path) as tmp:
-            Image.fromarray(mask * 255).save(tmp, format="PNG")
+        write_mask(mask_path, mask)
         with atomic_path(overlay_path) as tmp:
             Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
 
 
 def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, tta=TTA,
-                  masks=False, progress=True, tiles="auto"):
+                  masks=False, progress=True, tiles=TILES):
     """Segment every frame of the video at `path`: `<name>_overlay.mp4` (same size, frame count and frame rate) in
     `out_dir`, and with `masks` one `<name>_masks/<name>_<frame>.png` ({0, 255}) per frame.
 
@@ -183,5 +188,4 @@ def write_frame_results(writer, frames, masks, mask_paths):
     for frame, mask, mask_path in zip(frames, masks, mask_paths):
         writer.write(cv2.cvtColor(plots.overlay(frame, mask), cv2.COLOR_RGB2BGR))
         if mask_path:
-            with atomic_path(mask_path) as tmp:
-                Image.fromarray(mask * 255).save(tmp, format="PNG")
+            write_mask(mask_path, mask)
