@@ -50,6 +50,8 @@ def decode_segmentation(annotation, height, width):
     from pycocotools import mask as coco_mask
 
     segmentation = annotation.get("segmentation")
+    if not segmentation and annotation.get("bbox"):
+        raise ValueError("a box without a segmentation: masks need polygons or RLE (export with masks, not boxes)")
     if isinstance(segmentation, list):  # polygons: [[x1, y1, x2, y2, ...], ...]
         polygons = [polygon for polygon in segmentation if polygon]
         if not polygons or any(not isinstance(p, list) or len(p) < 6 or len(p) % 2 for p in polygons):
@@ -90,8 +92,11 @@ def samples_from_coco(annotations_path, images_dir, categories=None, group_regex
     chosen = chosen_categories(document, categories, path)
     images = {}
     for image in document["images"]:
-        if not {"id", "file_name", "width", "height"} <= set(image):
+        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
             raise DatasetError(f"{path}: image entry {image} lacks id, file_name, width or height")
+        if image["id"] in images:
+            raise DatasetError(f"{path}: image id {image['id']!r} is listed twice ({images[image['id']]['file_name']} "
+                               f"and {image['file_name']}): its annotations would belong to either")
         images[image["id"]] = image
     known_categories = {category["id"] for category in document["categories"]}
     annotations_of, problems = defaultdict(list), []

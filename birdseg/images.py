@@ -5,6 +5,7 @@ Images become uint8 RGB, turned upright by their EXIF orientation (every size ch
 16-bit ones are scaled to 8 bits, not clipped. Masks in any common encoding become {0, 1}.
 """
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +22,33 @@ except ImportError:
 else:
     register_heif_opener()
     HEIF_SUFFIXES = (".heic", ".heif")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") + HEIF_SUFFIXES
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif") + HEIF_SUFFIXES
 IMAGE_FORMATS = "/".join(IMAGE_SUFFIXES)  # for messages
 
 
-def read_image(path):
-    """Read an image as RGB uint8 (EXIF orientation applied); unreadable or truncated files raise DatasetError."""
+def read_image(path, notes=None):
+    """Read an image as RGB uint8 (EXIF orientation applied); unreadable or truncated files raise DatasetError, and so
+    does a file that changes while it is read (still being copied or written: read it again once it is whole). An
+    animated GIF or WebP gives its first frame, said in `notes` (a list) where one is given."""
+    before = file_state(path)
     try:
         with Image.open(path) as img:
             img.load()
+            frames = getattr(img, "n_frames", 1)
             upright = ImageOps.exif_transpose(img)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{path}: cannot read image ({error})") from error
+    if file_state(path) != before:
+        raise DatasetError(f"{path}: changed while it was read (still being written?); read it again once it is whole")
+    if frames > 1 and notes is not None:
+        notes.append(f"{path}: an animated image of {frames} frames; its first frame is used")
     return np.asarray(as_8bit(upright, path).convert("RGB"))
+
+
+def file_state(path):
+    """(size, modification time) of a file, to notice one that changes while it is read."""
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
 
 
 def as_8bit(img, path):

@@ -3,8 +3,9 @@
 LabelMe (and the tools that write its format, such as AnyLabeling) saves one JSON file per photo: `imagePath`
 (relative to the JSON file), `imageData` (the photo itself in base64, or null), `imageHeight`, `imageWidth` and
 `shapes`, each with a `label`, a `shape_type` and `points` in pixels; a "mask" shape also holds a base64 PNG of its
-box. Regions are drawn as LabelMe's own `shape_to_mask` draws them (Pillow, outline included). Lines and points
-mark no area: they are counted, not drawn. Every problem is named with its file and shape.
+box. Regions are drawn as LabelMe's own `shape_to_mask` draws them (Pillow, outline included), cut at the photo's
+edge; a region wholly outside the photo is an error. Lines and points mark no area: they are counted, not drawn.
+Every problem is named with its file and shape.
 """
 import base64
 import binascii
@@ -160,7 +161,10 @@ def samples_from_labelme(folder, labels=None, group_regex=None):
                                 f"{', '.join(REGION_SHAPES + MARK_SHAPES)}")
             else:
                 try:
-                    mask |= draw_region(shape, height, width)
+                    region = draw_region(shape, height, width)
+                    if not region.any():
+                        raise ValueError(f"it lies wholly outside the {width}x{height} photo")
+                    mask |= region
                 except ValueError as error:
                     problems.append(f"{path}: shape {number} ({shape.get('label')!r}, {kind}): {error}")
         stem = Path(name).stem

@@ -20,7 +20,9 @@ from birdseg.images import IMAGE_FORMATS, read_image
 from birdseg.pairs import is_image_file, is_system_file, listed
 from birdseg.pipeline import WriteBehind, read_ahead
 from birdseg.predict import batched, predict_probabilities
-from birdseg.video import OVERLAY_SUFFIX, VIDEO_SUFFIXES, frame_batches, is_video_file, open_video
+from birdseg.video import FALLBACK_FPS, OVERLAY_SUFFIX, VIDEO_SUFFIXES, frame_batches, is_video_file, open_video
+
+JPEG_MAX_SIDE = 65500  # pixels: the longest side libjpeg writes
 
 
 def media_files(path):
@@ -98,15 +100,20 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDIC
     photos = [path for path in todo if not is_video_file(path)]
     bar = display.progress_bar(len(photos), "predict", "img", enabled=progress)
     with read_ahead(map(read_photos, batched(photos, batch_size))) as chunks, WriteBehind() as writing:
-        for chunk, loaded, errors in chunks:
+        for chunk, loaded, errors, notes in chunks:
             for error in errors:
                 skipped.append(str(error))
                 print(f"skipped {error}")
+            for note in notes:
+                print(note)
             if loaded:
                 probabilities = predict_probabilities(model, [image for _, image in loaded], tta, tiles)
                 results = []
                 for (path, image), prob in zip(loaded, probabilities):
                     mask = (prob > threshold).astype(np.uint8)
+                    if max(image.shape[:2]) > JPEG_MAX_SIDE:
+                        print(f"{path}: longer than a JPEG may be ({JPEG_MAX_SIDE} pixels): its overlay is scaled "
+                              "down to fit, its mask is full size")
                     mask_path, overlay_path = photo_outputs(out_dir, names[path])
                     results.append((image, mask, mask_path, overlay_path))
                     written.append(Prediction(path, mask_path, overlay_path, float(mask.mean())))
@@ -117,14 +124,15 @@ def predict_files(model, inputs, out_dir, threshold=THRESHOLD, batch_size=PREDIC
 
 
 def read_photos(paths):
-    """(paths, [(path, image)] of those that could be read, [DatasetError] of those that could not)."""
-    loaded, errors = [], []
+    """(paths, [(path, image)] of those that could be read, [DatasetError] of those that could not, notes on those
+    read with a fallback (an animated image's first frame))."""
+    loaded, errors, notes = [], [], []
     for path in paths:
         try:
-            loaded.append((path, read_image(path)))
+            loaded.append((path, read_image(path, notes)))
         except DatasetError as error:
             errors.append(error)
-    return paths, loaded, errors
+    return paths, loaded, errors, notes
 
 
 def write_mask(path, mask):
@@ -134,11 +142,16 @@ def write_mask(path, mask):
 
 
 def write_photo_results(results):
-    """Each photo's mask PNG and overlay JPEG, each written whole or not at all."""
+    """Each photo's mask PNG and overlay JPEG, each written whole or not at all; an overlay longer than a JPEG may
+    be is scaled down to fit."""
     for image, mask, mask_path, overlay_path in results:
         write_mask(mask_path, mask)
+        overlay = Image.fromarray(plots.overlay(image, mask))
+        if max(overlay.size) > JPEG_MAX_SIDE:
+            scale = JPEG_MAX_SIDE / max(overlay.size)
+            overlay = overlay.resize([max(1, round(side * scale)) for side in overlay.size], Image.Resampling.BOX)
         with atomic_path(overlay_path) as tmp:
-            Image.fromarray(plots.overlay(image, mask)).save(tmp, format="JPEG", quality=90)
+            overlay.save(tmp, format="JPEG", quality=90)
 
 
 def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PREDICT_BATCH_SIZE, tta=TTA,
@@ -147,9 +160,14 @@ def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PR
     `out_dir`, and with `masks` one `<name>_masks/<name>_<frame>.png` ({0, 255}) per frame.
 
     Returns (overlay path, masks folder or None, frames written, share of bird pixels over the clip). The overlay is
-    written under a temporary name and renamed at the end: an interrupted run leaves no half video behind.
+    written under a temporary name and renamed at the end: an interrupted run leaves no half video behind. A video
+    that states no frame rate gets FALLBACK_FPS, one that ends before the frames its header lists keeps those read;
+    each is said.
     """
     capture, (width, height, fps, count) = open_video(path)
+    if not fps:
+        print(f"{path}: states no frame rate; its overlay is written at {FALLBACK_FPS:g} frames/s")
+        fps = FALLBACK_FPS
     out_dir = Path(out_dir)
     overlay_path = out_dir / f"{name}{OVERLAY_SUFFIX}"
     masks_dir = out_dir / f"{name}_masks" if masks else None
@@ -176,10 +194,14 @@ def predict_video(model, path, out_dir, name, threshold=THRESHOLD, batch_size=PR
             finally:
                 writer.release()
             if frames == 0:
-                raise DatasetError(f"{path}: cannot read video (no frame could be decoded)")
+                raise DatasetError(f"{path}: cannot read video (no frame could be decoded: it holds none, or a codec "
+                                   "OpenCV lacks)")
     finally:
         capture.release()
         bar.close()
+    if frames < count:
+        print(f"{path}: ends after {frames} of the {count} frames its header lists (truncated?); the overlay holds "
+              f"the {frames} read")
     return overlay_path, masks_dir, frames, bird / frames
 
 

@@ -90,7 +90,10 @@ def predict_tiled(model, image, scale=1.0, tta=TTA, batch_size=PREDICT_BATCH_SIZ
     `tile_weight` and scaled back. Memory: the image, two float maps of the working size and one of the image's
     size, whatever the number of tiles."""
     tile_height, tile_width = model_image_size(model)
-    work = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # at least a pixel each way: a 100000x1 panorama scaled to the model's detail keeps its one row
+    work = image if scale == 1.0 else cv2.resize(image, (max(1, round(image.shape[1] * scale)),
+                                                         max(1, round(image.shape[0] * scale))),
+                                                 interpolation=cv2.INTER_AREA)
     height, width = work.shape[:2]
     padded = cv2.copyMakeBorder(work, 0, max(0, tile_height - height), 0, max(0, tile_width - width),
                                 cv2.BORDER_REFLECT_101)
@@ -112,7 +115,11 @@ def predict_tiled(model, image, scale=1.0, tta=TTA, batch_size=PREDICT_BATCH_SIZ
 
 def predict_probabilities(model, images, tta=TTA, tiles=TILES):
     """Probability maps (float32, each at its image's original height x width) for uint8 RGB images: whole images
-    resized to the model's input in one batch, large ones in tiles (`tiles`: "auto", "on" or "off")."""
+    resized to the model's input in one batch, large ones in tiles (`tiles`: "auto", "on" or "off"). An image
+    without pixels is a ValueError."""
+    empty = [image.shape for image in images if not image.shape[0] or not image.shape[1]]
+    if empty:
+        raise ValueError(f"an image of {empty[0][1]}x{empty[0][0]} pixels (width x height): nothing to predict")
     tiled = [wants_tiles(image, model, tiles) for image in images]
     whole = [image for image, tile in zip(images, tiled) if not tile]
     maps = iter(predict_views(model, prepare_batch(model, whole), tta) if whole else [])

@@ -123,6 +123,15 @@ def test_all_categories_when_none_is_named(tmp_path, coco):
      r"uncompressed RLE covers 12 pixels, the image has 2400"),
     (lambda d: d["images"].append({"id": 50, "file_name": "gone.jpg", "width": WIDTH, "height": HEIGHT}),
      "1 image.s. named in it are not in .*: gone.jpg"),
+    (lambda d: d["images"].append({**d["images"][0], "file_name": "a_000_copy.jpg"}),
+     r"image id 1 is listed twice \(a_000.jpg and a_000_copy.jpg\)"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 2, 10, 10],
+                                        "segmentation": []}),
+     r"annotation 9 \(a_001.jpg\): malformed segmentation: a box without a segmentation: masks need polygons or RLE"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 2, 10, 10]}),
+     "a box without a segmentation"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 0, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1]]}),
+     "annotation 9 points at image id 0, which the file does not list"),
 ])
 def test_broken_files_are_named_and_nothing_is_written(tmp_path, coco, capsys, breakage, message):
     path, images, document = coco
@@ -143,5 +152,11 @@ def test_unknown_category_and_not_coco_at_all(tmp_path, coco, capsys):
     assert make(tmp_path, path, images) == 2
     assert "not a COCO annotation file (no list 'annotations')" in capsys.readouterr().err
     path.write_text("{broken")
+    assert make(tmp_path, path, images) == 2
+    assert "annotations.json: cannot read it as JSON" in capsys.readouterr().err
+    path.write_text('{"images": [], "categories": []}')
+    assert make(tmp_path, path, images) == 2
+    assert "not a COCO annotation file (no list 'annotations')" in capsys.readouterr().err
+    path.write_bytes(b"\xff\xd8\xff\xe0 a JPEG saved as .json")
     assert make(tmp_path, path, images) == 2
     assert "annotations.json: cannot read it as JSON" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_empty_split_names_the_formats_it_looked_for(tmp_path):
     for sub in ("images", "mask"):
         (tmp_path / "test" / sub).mkdir(parents=True)
     (tmp_path / "test" / "images" / "photo.avif").write_bytes(b"not read")
-    with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp/\.heic/\.heif in images/"):
+    with pytest.raises(DatasetError, match=r"no \.jpg/\.jpeg/\.png/\.bmp/\.tif/\.tiff/\.webp/\.gif/\.heic/\.heif in images/"):
         pairs.find_pairs(tmp_path / "test")
 
 

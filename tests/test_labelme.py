@@ -65,7 +65,7 @@ def test_each_region_is_drawn_as_labelme_draws_it(kind, points):
     assert drawn.any() and np.array_equal(drawn, labelme_reference(kind, points))
 
 
-def test_a_rectangle_dragged_up_and_left_and_a_mask_shape_over_the_edge():
+def test_a_rectangle_dragged_up_and_left_and_shapes_over_the_edge_cut_there():
     up_left = draw_region(shape("bird", "rectangle", [[40, 25], [12, 6]]), HEIGHT, WIDTH)
     assert np.array_equal(up_left, labelme_reference("rectangle", [[12, 6], [40, 25]]))
     box = np.zeros((10, 8), np.uint8)
@@ -74,6 +74,8 @@ def test_a_rectangle_dragged_up_and_left_and_a_mask_shape_over_the_edge():
     expected = np.zeros((HEIGHT, WIDTH), bool)
     expected[35:39, 57:60] = True  # the box from (56, 33); its columns past 59 are outside the photo
     assert np.array_equal(drawn, expected)
+    half_out = draw_region(shape("bird", "polygon", [[50, 10], [80, 10], [80, 30], [50, 30]]), HEIGHT, WIDTH)
+    assert half_out[10:31, 50:].all() and half_out.sum() == 21 * 10  # cut at the photo's right edge
 
 
 def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path, capsys):
@@ -114,6 +116,10 @@ def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path,
     (lambda d: d.update(imageHeight=HEIGHT + 1), f"clip_0.json: says the photo is {WIDTH}x{HEIGHT + 1}"),
     (lambda d: d.update(imagePath="elsewhere.png"), "its photo"),
     (lambda d: d.pop("shapes"), "clip_0.json: not a LabelMe file (no list 'shapes')"),
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [[70, 5], [90, 5], [80, 30]])),
+     f"clip_0.json: shape 2 ('bird', polygon): it lies wholly outside the {WIDTH}x{HEIGHT} photo"),
+    (lambda d: d["shapes"].append(shape("bird", "rectangle", [[-20, -20], [-5, -2]])),
+     "shape 2 ('bird', rectangle): it lies wholly outside"),
 ])
 def test_broken_files_are_named_and_nothing_is_written(tmp_path, capsys, breakage, message):
     source = tmp_path / "labelled"

@@ -63,13 +63,13 @@ def test_predict_reads_every_supported_format_and_16_bit_photos(run_dir, tiny_da
 
 
 def test_media_files_names_what_it_leaves_out(tmp_path, capsys):
-    for name in ("b.jpg", "a.HEIC", "clip.MP4", "notes.txt", "anim.gif", ".DS_Store", "._b.jpg"):
+    for name in ("b.jpg", "a.HEIC", "clip.MP4", "notes.txt", "scan.pdf", "anim.gif", ".DS_Store", "._b.jpg"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub").mkdir()
-    assert [p.name for p in media.media_files(tmp_path)] == ["a.HEIC", "b.jpg", "clip.MP4"]
+    assert [p.name for p in media.media_files(tmp_path)] == ["a.HEIC", "anim.gif", "b.jpg", "clip.MP4"]
     printed = capsys.readouterr().out
     assert printed.startswith(f"{tmp_path}: 2 file(s) left out, not a photo or video this reads (.jpg/")
-    assert printed.endswith("): anim.gif, notes.txt\n")
+    assert printed.endswith("): notes.txt, scan.pdf\n")
     assert media.media_files(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # named: predict says if unreadable
     assert capsys.readouterr().out == ""
 
@@ -233,3 +233,86 @@ def test_predict_resumes_skipping_photos_already_done_unless_overwrite(tiny_data
     assert main([*command, "--overwrite"]) == 0
     assert "3 photo(s) and 0 video(s) segmented" in capsys.readouterr().out
     assert (out / f"{first.stem}_mask.png").stat().st_mtime_ns != before
+
+
+# ---------------------------------------------------------------- odd photos
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 100000, 3), (100000, 1, 3)])
+@pytest.mark.parametrize("tiles", ["auto", "on", "off"])
+def test_a_photo_of_one_pixel_or_one_row_is_predicted_at_its_own_size(shape, tiles):
+    photo = np.full(shape, 200, np.uint8)
+    probability = predict.predict_probabilities(RedModel(), [photo], tta="flips", tiles=tiles)[0]
+    assert probability.shape == shape[:2]
+    np.testing.assert_allclose(probability, 200 / 255, atol=1e-5)
+
+
+def test_a_photo_without_pixels_is_refused_by_its_size():
+    with pytest.raises(ValueError, match="an image of 5x0 pixels"):
+        predict.predict_probabilities(RedModel(), [np.zeros((0, 5, 3), np.uint8)])
+
+
+def test_a_folder_of_odd_photos_goes_on_past_the_unreadable_ones(tmp_path, capsys):
+    """A 0x0 PNG, a truncated JPEG and a photo that changes while it is read are skipped by name; a 1x1 photo, a
+    panorama of 100000x1, a 16-bit RGB PNG, a CMYK JPEG and animated GIF/WebP (first frame, said) are segmented."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "zero.png").write_bytes(png_header_only(0, 0))
+    Image.new("RGB", (40, 30), (250, 0, 0)).save(photos / "cut.jpg")
+    (photos / "cut.jpg").write_bytes((photos / "cut.jpg").read_bytes()[:200])
+    Image.new("RGB", (1, 1), (250, 0, 0)).save(photos / "dot.png")
+    Image.new("RGB", (100000, 1), (250, 0, 0)).save(photos / "panorama.png")
+    deep = np.zeros((20, 30, 3), np.uint16)
+    deep[..., 2] = 65535  # red, in OpenCV's BGR order
+    cv2.imwrite(str(photos / "deep.png"), deep)
+    Image.new("CMYK", (30, 20), (0, 255, 255, 0)).save(photos / "print.jpg")  # red in print colours
+    frames = [Image.new("RGB", (30, 20), colour) for colour in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
+    for suffix in (".gif", ".webp"):
+        frames[0].save(photos / f"animated{suffix}", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("RGB", (30, 20), (250, 0, 0)).save(photos / "growing.png")
+
+    real_open = Image.open
+
+    def open_while_written(path, *args, **kwargs):  # another program appends to growing.png as it is read
+        if str(path).endswith("growing.png"):
+            with open(path, "ab") as file:
+                file.write(b"more")
+        return real_open(path, *args, **kwargs)
+
+    import birdseg.images
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(birdseg.images.Image, "open", open_while_written)
+    try:
+        written, skipped, _ = media.predict_files(RedModel(), media.media_files(photos), tmp_path / "out",
+                                                  progress=False)
+    finally:
+        monkeypatch.undo()
+    printed = capsys.readouterr().out
+    assert sorted(p.photo.name for p in written) == ["animated.gif", "animated.webp", "deep.png", "dot.png",
+                                                     "panorama.png", "print.jpg"]
+    assert all(p.bird_share == 1.0 for p in written)  # every first frame and every format read as red
+    assert sorted(message.split(":")[0].rsplit("/", 1)[-1] for message in skipped) == ["cut.jpg", "growing.png",
+                                                                                       "zero.png"]
+    assert "growing.png: changed while it was read" in printed and "zero.png: cannot read image" in printed
+    for suffix in (".gif", ".webp"):
+        assert f"animated{suffix}: an animated image of 3 frames; its first frame is used" in printed
+    mask = np.asarray(Image.open(tmp_path / "out" / "panorama_mask.png"))
+    assert mask.shape == (1, 100000) and mask.min() == 255
+    assert Image.open(tmp_path / "out" / "panorama_overlay.jpg").size == (media.JPEG_MAX_SIDE, 1)
+    assert "panorama.png: longer than a JPEG may be (65500 pixels): its overlay is scaled down" in printed
+    assert not list((tmp_path / "out").glob("growing*")) and not list((tmp_path / "out").glob(".tmp-*"))
+
+
+def png_header_only(width, height):
+    """A PNG whose header says `width` x `height` and that holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from birdseg import media, video
 from birdseg.cli import main
 from birdseg.video import open_video, sample_frames
 
@@ -57,3 +58,83 @@ def test_sample_frames_spread_over_the_clip(clip):
     frames = sample_frames(clip, 3)
     assert [index for index, _ in frames] == [0, FRAMES // 2, FRAMES - 1]
     assert frames[0][1].shape == (HEIGHT, WIDTH, 3)
+
+
+# ---------------------------------------------------------------- bad videos
+
+
+class RedModel:
+    """A stand-in network at 32x32: each pixel's probability is its red channel."""
+
+    input_shape = (None, 32, 32, 3)
+
+    def predict_on_batch(self, batch):
+        return batch[..., :1]
+
+
+def write_avi(path, frames=20, fps=FPS):
+    """An MJPEG AVI of reddish noise (each frame kilobytes): its frames can be read one by one up to where a file
+    is cut."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
+    noise = np.random.default_rng(0).integers(0, 40, (frames, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for frame in noise:
+        writer.write(frame + np.array([0, 0, 210], np.uint8))  # red in BGR
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda path: path.write_bytes(b""), "cannot read video (the file is empty)"),
+    (lambda path: path.write_bytes(b"\x00\x00\x00\x18ftypmp42 cut before any frame"), "cannot read video (OpenCV could not open it"),
+    (lambda path: cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT)).release(),
+     "cannot read video (no frame could be decoded: it holds none"),
+    (lambda path: path.write_bytes(write_avi(path.parent.parent / "source.avi").read_bytes().replace(b"MJPG", b"ZZZZ")),
+     "cannot read video (OpenCV could not open it: truncated, not a video, or a codec it lacks)"),
+    (lambda path: Image.new("RGB", (WIDTH, HEIGHT)).save(path, format="JPEG"),
+     "a JPEG still image, not a video; give it an image extension to segment it as a photo"),
+])
+def test_a_bad_video_is_skipped_by_name_and_the_rest_segmented(tmp_path, clip, capsys, make, message):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = folder / "bad.avi" if "frame could be decoded" in message else folder / "bad.mp4"
+    make(bad)
+    (folder / "good.mp4").write_bytes(clip.read_bytes())
+    written, skipped, _ = media.predict_files(RedModel(), media.media_files(folder), tmp_path / "out", progress=False)
+    assert [p.photo.name for p in written] == ["good.mp4"]
+    assert len(skipped) == 1 and f"{bad.name}: {message}" in skipped[0], skipped
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["good_overlay.mp4"]
+
+
+def test_a_video_cut_in_the_middle_keeps_the_frames_read_and_says_so(tmp_path, capsys):
+    whole = write_avi(tmp_path / "whole.avi")
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    overlay, masks, frames, share = media.predict_video(RedModel(), cut, tmp_path / "out", "cut", masks=True,
+                                                        progress=False)
+    assert 0 < frames < 20 and share > 0.9 and len(list(masks.iterdir())) == frames
+    assert f"cut.avi: ends after {frames} of the 20 frames its header lists (truncated?)" in capsys.readouterr().out
+    capture, (_, _, _, count) = open_video(overlay)
+    capture.release()
+    assert count == frames
+
+
+def test_a_video_without_a_frame_rate_is_written_at_the_fallback_and_says_so(tmp_path, clip, capsys, monkeypatch):
+    opencv_capture = cv2.VideoCapture
+
+    class NoFrameRate:  # what OpenCV reports for a container that states none
+        def __init__(self, *args):
+            self.capture = opencv_capture(*args)
+
+        def get(self, prop):
+            return 0.0 if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", NoFrameRate)
+    overlay, _, frames, _ = media.predict_video(RedModel(), clip, tmp_path, "clip", progress=False)
+    monkeypatch.undo()
+    assert "clip.mp4: states no frame rate; its overlay is written at 25 frames/s" in capsys.readouterr().out
+    capture, (_, _, fps, count) = open_video(overlay)
+    capture.release()
+    assert (fps, count, frames) == (video.FALLBACK_FPS, FRAMES, FRAMES)
