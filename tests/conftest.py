@@ -64,10 +64,25 @@ def pytest_xdist_auto_num_workers(config):
     return len(os.sched_getaffinity(0))
 
 
-def pytest_collection_modifyitems(items):
+TRAINED_FIXTURES = {"notebook_run", "run_dir", "trained_model"}  # they wait for a notebook run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--unit-only", action="store_true",
+                     help="only the unit tests: none that is slow or needs the notebook's trained model (the "
+                          "mutation run, tests/mutation.py)")
+
+
+def pytest_collection_modifyitems(config, items):
     """The slow tests first, so that the workers sharing the suite finish together instead of one of them starting
     a five-minute test at the end; among them first those that do not wait for the shared notebook run, so that no
-    worker sits idle while another makes it. A stable sort: the order is the same in every worker, as xdist needs."""
+    worker sits idle while another makes it. A stable sort: the order is the same in every worker, as xdist needs.
+    With --unit-only, the slow tests and those that need the trained model are left out."""
+    if config.getoption("--unit-only"):
+        kept = [item for item in items
+                if item.get_closest_marker("slow") is None and not TRAINED_FIXTURES & set(item.fixturenames)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "notebook_run" in item.fixturenames))
 
 

@@ -25,6 +25,13 @@ def test_captions_say_what_an_empty_truth_got():
     assert metrics.score_caption(truth, predicted) == "no bird, 3 pixels predicted"
     truth[0, :2] = True
     assert metrics.score_caption(truth, predicted) == "IoU 0.667"
+    truth[1, :2] = True  # as many bird pixels missed as found
+    assert metrics.score_caption(truth, predicted) == "IoU 0.400"
+
+
+def test_best_threshold_is_that_of_the_best_iou_of_the_sweep():
+    sweep = {"thresholds": [0.3, 0.4, 0.5, 0.6], "iou": [0.2, 0.5, 0.7, 0.6]}
+    assert metrics.best_threshold({"sweep": sweep}) == (0.5, 0.7)
 
 
 def test_iou_interval_is_scipys_percentile_bootstrap():

@@ -47,3 +47,77 @@ def test_history_csv_roundtrip(tmp_path):
     history = {"loss": [1.0, 0.5], "val_iou_score": [0.1, 0.2]}
     runs.write_history_csv(tmp_path / "history.csv", history)
     assert runs.read_history_csv(tmp_path / "history.csv") == history
+
+
+def test_history_csv_numbers_epochs_from_one_with_six_significant_digits(tmp_path):
+    path = tmp_path / "history.csv"
+    runs.write_history_csv(path, {"loss": [1.23456789, 0.5], "iou_score": [0.1, 0.25]})
+    assert path.read_text() == "epoch,iou_score,loss\n1,0.1,1.23457\n2,0.25,0.5\n"
+    assert runs.load_history(tmp_path) == {"iou_score": [0.1, 0.25], "loss": [1.23457, 0.5]}
+    path.write_text("epoch,loss\n")
+    assert runs.read_history_csv(path) == {}
+    assert runs.load_history(tmp_path / "none") == {}
+
+
+def test_a_run_folder_is_named_by_its_utc_time_and_never_reused(tmp_path, monkeypatch):
+    import re
+
+    first = runs.new_run_dir(tmp_path / "new" / "runs")
+    assert re.fullmatch(r"\d{8}T\d{6}Z_[0-9a-f]{6}", first.name) and first.is_dir() and not list(first.iterdir())
+    monkeypatch.setattr(runs.secrets, "token_hex", lambda n: first.name.rsplit("_", 1)[1])
+    monkeypatch.setattr(runs, "datetime", type("Frozen", (), {"now": staticmethod(
+        lambda tz: __import__("datetime").datetime.strptime(first.name[:16], "%Y%m%dT%H%M%SZ"))}))
+    with pytest.raises(FileExistsError):
+        runs.new_run_dir(tmp_path / "new" / "runs")
+
+
+def test_encoder_weights_recorded_once(tmp_path):
+    run_dir, _ = runs.start_run(tmp_path, SCRATCH, SETTINGS)
+    assert runs.record_encoder_weights(run_dir, "imagenet") == "imagenet"
+    assert runs.record_encoder_weights(run_dir, None) == "imagenet"  # a resumed run keeps the first record
+    assert read_json(run_dir / "config.json")["encoder_weights"] == "imagenet"
+
+
+def test_package_versions_are_those_imported():
+    import numpy
+    import tensorflow
+
+    versions = runs.package_versions()
+    assert versions["tensorflow"] == tensorflow.__version__ and versions["numpy"] == numpy.__version__
+    assert versions["python"].count(".") == 2 and " " not in versions["python"]
+
+
+def test_git_commit_marks_changed_tracked_files_and_is_none_outside_git(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert runs.git_commit(tmp_path) is None
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "first")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "untracked.txt").write_text("new")
+    assert runs.git_commit(tmp_path) == head  # untracked files are not the code
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert runs.git_commit(tmp_path) == f"{head}-dirty"
+
+
+def test_a_worker_that_is_not_the_chief_writes_a_folder_of_its_own(tmp_path, monkeypatch):
+    import json
+
+    chief_run, _ = runs.start_run(tmp_path, SCRATCH.override(epochs=3), SETTINGS)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(runs.tempfile, "tempdir", str(tmp_path / "tmp"))  # its temporary folders within the test's
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    run_dir, recipe = runs.start_run(tmp_path / "out", SCRATCH, SETTINGS)
+    assert run_dir.name.startswith("birdseg-worker1-") and not (tmp_path / "out").exists()
+    config = read_json(run_dir / "config.json")
+    assert config["chief"] is False and config["parameters"]["SEED"] == 1 and recipe is SCRATCH
+    resumed, kept = runs.start_run(tmp_path / "out", SCRATCH.override(epochs=5), SETTINGS, resume=chief_run)
+    assert resumed != chief_run and resumed.name.startswith("birdseg-worker1-") and kept.epochs == 5
+    assert read_json(chief_run / "config.json")["parameters"]["EPOCHS"] == 3  # the chief's folder untouched
