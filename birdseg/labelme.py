@@ -61,17 +61,17 @@ def draw_region(shape, height, width):
     if kind == "mask":
         return place_box_mask(shape.get("mask"), points, height, width)
     canvas = Image.new("1", (width, height))
-    draw = ImageDraw.Draw(canvas)
+    draw = ImageDraw.Draw(canvas)  # LabelMe draws outline=1, fill=1: Pillow's fill covers the outline's pixels
     if kind == "polygon":
-        draw.polygon([tuple(point) for point in points], outline=1, fill=1)
+        draw.polygon([tuple(point) for point in points], fill=True)
     elif kind == "rectangle":  # two opposite corners, in the order they were dragged
         (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-        draw.rectangle([x0, y0, x1, y1], outline=1, fill=1)
+        draw.rectangle([x0, y0, x1, y1], fill=True)
     else:  # circle: the centre and a point on the circle
         (cx, cy), (px, py) = points
         radius = math.hypot(px - cx, py - cy)
-        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=1, fill=1)
-    return np.asarray(canvas, dtype=bool)
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=True)
+    return np.asarray(canvas)
 
 
 def place_box_mask(encoded, corners, height, width):
@@ -79,7 +79,7 @@ def place_box_mask(encoded, corners, height, width):
     if not isinstance(encoded, str):
         raise ValueError("a mask shape needs its 'mask' (a base64 PNG)")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True))) as img:
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as img:  # line breaks and stray characters skipped
             box = np.asarray(img.convert("L")) > 0
     except (binascii.Error, OSError, ValueError) as error:
         raise ValueError(f"its 'mask' is not a base64 PNG ({error})") from error
@@ -119,7 +119,7 @@ def embedded_photo(path, document=None):
     """The photo a LabelMe file holds in its imageData (the file read again without `document`)."""
     document = document or read_labelme(path)
     try:
-        return base64.b64decode(document["imageData"], validate=True)
+        return base64.b64decode(document["imageData"])
     except binascii.Error as error:
         raise DatasetError(f"{path}: its imageData is not base64 ({error})") from error
 

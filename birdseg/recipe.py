@@ -136,8 +136,8 @@ class Recipe:
     def from_parameters(cls, name, parameters):
         """The recipe `name` with the values saved in a run's config.json (keys in either case)."""
         saved = {key.lower(): value for key, value in parameters.items()}
-        return replace(RECIPES[name], **{field.name: saved[field.name] for field in fields(cls) if field.name in saved
-                                         and field.name != "name"})
+        return replace(RECIPES[name], **{field.name: saved[field.name] for field in fields(cls)
+                                         if field.name in saved and field.name != "name"})
 
 
 PRETRAINED = Recipe(  # the original notebook's: small steps that fine-tune ImageNet features
@@ -190,8 +190,7 @@ def choose_recipe(recipe, encoder_pretrained, init_model=None):
     Returns:
         (Recipe, reason)
     """
-    if recipe not in ("auto", *RECIPES):
-        check_choice("RECIPE", recipe, ("auto", *RECIPES))
+    check_choice("RECIPE", recipe, ("auto", *RECIPES))
     if recipe == "auto" and init_model:
         name, why = "scratch", f"the model starts from {init_model} (INIT_MODEL): continue with the from-scratch recipe"
     elif recipe == "auto":

@@ -120,6 +120,18 @@ def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path,
      f"clip_0.json: shape 2 ('bird', polygon): it lies wholly outside the {WIDTH}x{HEIGHT} photo"),
     (lambda d: d["shapes"].append(shape("bird", "rectangle", [[-20, -20], [-5, -2]])),
      "shape 2 ('bird', rectangle): it lies wholly outside"),
+    (lambda d: d["shapes"].append(shape("bird", "mask", [[-30, 5], [-20, 9]], mask=png_base64(np.full((4, 10), 255, np.uint8)))),
+     "shape 2 ('bird', mask): it lies wholly outside"),
+    (lambda d: d["shapes"].append(shape("bird", "rectangle", [[1, 1], [5, 5], [9, 9]])),
+     "clip_0.json: shape 2 ('bird', rectangle): a rectangle needs exactly 2 points, it has 3"),
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [[1, 1, 1], [5, 5, 5], [1, 5, 5]])),
+     "clip_0.json: shape 2 ('bird', polygon): points must be [x, y] pairs of numbers"),
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [1, 5, 5])),
+     "clip_0.json: shape 2 ('bird', polygon): points must be [x, y] pairs of numbers"),
+    (lambda d: d["shapes"].append(shape("bird", "polygon", [[1, float("nan")], [5, 5], [1, 5]])),
+     "clip_0.json: shape 2 ('bird', polygon): points must be [x, y] pairs of numbers"),
+    (lambda d: d["shapes"].append(shape("bird", "mask", [[1, 1], [5, 5]])),
+     "clip_0.json: shape 2 ('bird', mask): a mask shape needs its 'mask' (a base64 PNG)"),
 ])
 def test_broken_files_are_named_and_nothing_is_written(tmp_path, capsys, breakage, message):
     source = tmp_path / "labelled"
@@ -139,3 +151,77 @@ def test_an_unknown_label_lists_those_there_are(tmp_path, capsys):
     labelme_file(source, "a", [shape("gull", "rectangle", [[2, 2], [9, 9]])])
     assert main(["make-dataset", "--labelme", str(source), "--category", "heron", "--out", str(tmp_path / "o")]) == 2
     assert "no shape labelled heron; the files have gull" in capsys.readouterr().err
+
+
+def test_draw_region_details_labelme_leaves_open():
+    """A shape without a shape_type is a polygon; a circle's radius is the distance to its second point in both
+    directions; a mask shape's box may be any image mode, start at the photo's corner and hold 0/1 values; base64 with
+    line breaks is read."""
+    untyped = draw_region({"label": "bird", "points": [[10, 10], [30, 10], [30, 30]]}, HEIGHT, WIDTH)
+    assert np.array_equal(untyped, labelme_reference("polygon", [[10, 10], [30, 10], [30, 30]])) and untyped.dtype == bool
+    circle = draw_region(shape("bird", "circle", [[30, 20], [34, 23]]), HEIGHT, WIDTH)
+    assert np.array_equal(circle, labelme_reference("circle", [[30, 20], [34, 23]]))  # radius 5
+    box = np.zeros((6, 9), np.uint8)
+    box[1:5, 2:8] = 1  # a 0/1 PNG, as some tools write
+    encoded = png_base64(box)
+    drawn = draw_region(shape("bird", "mask", [[0, 0], [8, 5]], mask=encoded[:20] + "\n" + encoded[20:]), HEIGHT, WIDTH)
+    expected = np.zeros((HEIGHT, WIDTH), bool)
+    expected[1:5, 2:8] = True
+    assert np.array_equal(drawn, expected) and drawn.dtype == bool
+    colour = np.zeros((6, 9, 3), np.uint8)
+    colour[1:5, 2:8] = (200, 10, 10)
+    assert np.array_equal(draw_region(shape("bird", "mask", [[0, 0], [8, 5]], mask=png_base64(colour)), HEIGHT, WIDTH),
+                          expected)
+    tall = np.full((30, 4), 255, np.uint8)  # taller than wide, cut at the photo's bottom
+    drawn = draw_region(shape("bird", "mask", [[50, 25], [53, 54]], mask=png_base64(tall)), HEIGHT, WIDTH)
+    assert drawn[25:, 50:54].all() and drawn.sum() == 15 * 4
+
+
+def test_every_broken_file_is_named_and_shapes_and_marks_counted(tmp_path, capsys):
+    source = tmp_path / "labelled"
+    source.mkdir()
+    labelme_file(source, "a_0", [shape("bird", "cuboid", [[1, 1], [5, 5]])])
+    labelme_file(source, "b_0", [shape("bird", "cuboid", [[1, 1], [5, 5]])])
+    (source / "c_0.json").write_text("{not json")
+    assert main(["make-dataset", "--labelme", str(source), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "c_0.json: cannot read it as JSON" in error
+    (source / "c_0.json").unlink()
+    assert main(["make-dataset", "--labelme", str(source), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "a_0.json: shape 1 has shape_type 'cuboid', not one of polygon, rectangle, circle, mask, line" in error
+    assert "b_0.json: shape 1 has shape_type 'cuboid'" in error  # the files after a broken one are checked too
+    for path in source.iterdir():
+        path.unlink()
+    labelme_file(source, "a_0", [shape("bird", "rectangle", [[1, 1], [4, 4]]), shape("bird", "rectangle", [[10, 10], [11, 11]]),
+                                 shape("bird", "line", [[0, 0], [9, 9]]), shape("bird", "line", [[0, 5], [9, 5]])])
+    labelme_file(source, "b_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])], embed=True, image_path="")
+    out = tmp_path / "out"
+    assert main(["make-dataset", "--labelme", str(source), "--ratios", "1", "0", "0", "--out", str(out)]) == 0
+    assert "shapes without an area, not drawn: 2 line" in capsys.readouterr().out
+    masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
+    assert masks["a_0"].sum() == 16 + 4  # both rectangles: the union of the shapes
+    assert masks["b_0"].sum() == 16  # an embedded photo without imagePath is named after its JSON file
+
+
+def test_two_files_of_one_photo_and_a_missing_or_empty_folder_named(tmp_path, capsys):
+    source = tmp_path / "labelled"
+    (source / "other").mkdir(parents=True)
+    labelme_file(source, "a_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    labelme_file(source / "other", "a_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    assert main(["make-dataset", "--labelme", str(source), "--out", str(tmp_path / "out")]) == 2
+    assert "both annotate a photo with the stem 'a_0'" in capsys.readouterr().err
+    assert main(["make-dataset", "--labelme", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+    assert "none: --labelme folder does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["make-dataset", "--labelme", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "empty: no LabelMe .json files in it" in capsys.readouterr().err
+
+
+def test_groups_come_from_the_photo_names(tmp_path):
+    from birdseg.labelme import samples_from_labelme
+
+    for stem in ("clipa_000", "clipa_001", "clipb_000"):
+        labelme_file(tmp_path, stem, [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    samples = samples_from_labelme(tmp_path, group_regex=r"^(clip\w)_").samples
+    assert [sample.group for sample in samples] == ["clipa", "clipa", "clipb"]
