@@ -429,3 +429,47 @@ def test_listed_names_the_first_ones_and_counts_the_rest():
     assert pairs.listed(names) == ", ".join(names[:20]) + " and 3 more"
     assert pairs.listed(names[:20]) == ", ".join(names[:20])
     assert pairs.listed(["a", "b", "c"], 2, separator="; ") == "a; b and 1 more"
+
+
+def test_only_an_image_of_several_frames_is_said_to_be_animated(tmp_path):
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ((250, 0, 0), (0, 0, 250))]
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:])
+    for suffix in (".jpg", ".png", ".bmp", ".gif", ".webp"):
+        frames[0].save(tmp_path / f"one{suffix}")
+    notes = []
+    for path in sorted(tmp_path.iterdir()):
+        assert images.read_image(path, notes).shape == (6, 8, 3)
+    assert notes == [f"{tmp_path / 'two.gif'}: an animated image of 2 frames; its first frame is used"]
+    assert images.read_image(tmp_path / "two.gif")[0, 0, 0] > 200  # without a list of notes: the first frame
+
+
+@pytest.mark.parametrize("mode,dtype,suffix", [("L", np.uint8, ".png"), ("P", np.uint8, ".png"),
+                                               ("I;16", "<u2", ".png"), ("I;16B", ">u2", ".tif"),
+                                               ("I", np.int32, ".tif")])
+def test_class_map_values_of_every_grey_and_palette_mode(tmp_path, mode, dtype, suffix):
+    values = np.zeros((6, 8), dtype)
+    values[1:3, 1:4], values[4:6, 5:8] = 2, 7  # two classes; 2 is the bird
+    img = Image.fromarray(values)
+    if mode == "P":
+        img = Image.new("P", img.size)
+        img.putdata(values.flatten().tolist())
+        img.putpalette([level for grey in range(256) for level in (grey, grey, grey)])  # else saving remaps indices
+    img.save(tmp_path / f"m{suffix}")
+    with Image.open(tmp_path / f"m{suffix}") as saved:
+        assert saved.mode == mode
+    reading = images.decode_mask(tmp_path / f"m{suffix}", bird_values={7, 2})
+    assert reading.foreground.sum() == 6 + 6 and reading.foreground[1, 1] and reading.kind == "values 2, 7"
+
+
+def test_a_colour_mask_has_no_class_values_to_list(tmp_path):
+    Image.new("RGB", (8, 6)).save(tmp_path / "m.png")
+    with pytest.raises(DatasetError, match="m.png: a RGB mask; mask values name palette indices or grey levels, so it "
+                                           "takes palette or greyscale masks"):
+        images.decode_mask(tmp_path / "m.png", bird_values={1})
+
+
+def test_a_size_mismatch_says_width_by_height_of_each(tmp_path):
+    Image.new("RGB", (30, 20)).save(tmp_path / "a.png")
+    Image.new("L", (20, 10)).save(tmp_path / "a_mask.png")
+    with pytest.raises(DatasetError, match=r"a_mask.png: mask is 20x10 but its image a.png is 30x20 \(width x height\)"):
+        images.read_pair(tmp_path / "a.png", tmp_path / "a_mask.png")

@@ -134,3 +134,21 @@ def test_quick_check_uses_upright_size_of_rotated_photo(good, capsys):
     photo.transpose(Image.Transpose.ROTATE_90).save(image_path, exif=exif)
     for quick in ((), ("--quick",)):
         assert cli("check-dataset", good, *quick) == 0, capsys.readouterr().out
+
+
+def test_an_unusable_dataset_stops_the_notebook_with_the_summary(good):
+    from birdseg.dataset_check import check_dataset
+    from birdseg.errors import DatasetError
+
+    report = check_dataset(good, quick=True)
+    report.raise_if_unusable()  # usable: goes on
+    assert report.summary().splitlines()[0].endswith(" (quick check)") and ", " in report.summary().splitlines()[0]
+    assert not check_dataset(good).summary().splitlines()[0].endswith(" (quick check)")
+    report.warnings.append("masks look odd")
+    report.raise_if_unusable()  # a warning is not an error unless strict
+    with pytest.raises(DatasetError, match="WARNING: masks look odd"):
+        report.raise_if_unusable(strict=True)
+    assert report.ok() and not report.ok(strict=True)
+    report.errors.append("bird1.png: cannot read mask")
+    with pytest.raises(DatasetError, match="(?s)ERROR: bird1.png: cannot read mask.*NOT usable"):
+        report.raise_if_unusable()
