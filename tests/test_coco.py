@@ -36,7 +36,8 @@ def coco(tmp_path):
         kind = index % 4
         if index < 4 and kind in (0, 1):
             annotations.append({"id": 100 + index, "image_id": index + 1, "category_id": 1, "iscrowd": 0,
-                                "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]})  # a 20x20 square of bird
+                                "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]],
+                                "bbox": [10, 10, 20, 20]})  # a 20x20 square of bird, with its box as exports have
             if kind == 1:
                 annotations.append({"id": 200 + index, "image_id": index + 1, "category_id": 2, "iscrowd": 0,
                                     "segmentation": [[40, 0, 59, 0, 59, 10, 40, 10]]})  # a leaf
@@ -132,6 +133,25 @@ def test_all_categories_when_none_is_named(tmp_path, coco):
      "a box without a segmentation"),
     (lambda d: d["annotations"].append({"id": 9, "image_id": 0, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1]]}),
      "annotation 9 points at image id 0, which the file does not list"),
+    (lambda d: d["annotations"].append({"image_id": 0, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1]]}),
+     r"annotation \? points at image id 0"),
+    (lambda d: d["annotations"].extend([{"id": 9, "image_id": 2, "category_id": 1, "segmentation": [[0, 0, 1, "a", 1, 1]]},
+                                        {"id": 10, "image_id": 2, "category_id": 1, "segmentation": [5]}]),
+     r"annotation 9 \(a_001.jpg\): malformed segmentation: polygon coordinates must be numbers; annotation 10 "
+     r"\(a_001.jpg\): malformed segmentation: polygons must be lists of at least three x, y pairs$"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1, 2]]}),
+     "polygons must be lists of at least three x, y pairs"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1,
+                                        "segmentation": {"size": [HEIGHT, WIDTH], "counts": 5}}),
+     r"annotation 9 \(a_001.jpg\): malformed segmentation: RLE counts must be a list of numbers or a string$"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "segmentation": {"counts": "x"}}),
+     r"malformed segmentation: segmentation is neither polygons nor an RLE with 'size' and 'counts'$"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "segmentation": {"size": [HEIGHT, WIDTH]}}),
+     r"segmentation is neither polygons nor an RLE with 'size' and 'counts'$"),
+    (lambda d: d["images"].append({"id": 60, "file_name": "x.jpg", "width": WIDTH}),
+     r"annotations.json: image entry \{'id': 60, 'file_name': 'x.jpg', 'width': 60\} lacks id, file_name, width or height"),
+    (lambda d: d["images"].append("x.jpg"), "image entry x.jpg lacks id, file_name, width or height"),
+    (lambda d: d.update(images=[], annotations=[]), r"annotations.json: lists no images$"),
 ])
 def test_broken_files_are_named_and_nothing_is_written(tmp_path, coco, capsys, breakage, message):
     path, images, document = coco
@@ -160,3 +180,40 @@ def test_unknown_category_and_not_coco_at_all(tmp_path, coco, capsys):
     path.write_bytes(b"\xff\xd8\xff\xe0 a JPEG saved as .json")
     assert make(tmp_path, path, images) == 2
     assert "annotations.json: cannot read it as JSON" in capsys.readouterr().err
+
+
+def test_a_shared_stem_a_missing_folder_and_nameless_categories_named(tmp_path, coco, capsys):
+    path, images, document = coco
+    (images / "a_000.png").write_bytes((images / "a_000.jpg").read_bytes())
+    document["images"].append({"id": 70, "file_name": "a_000.png", "width": WIDTH, "height": HEIGHT})
+    path.write_text(json.dumps(document))
+    assert make(tmp_path, path, images) == 2
+    assert "annotations.json: two images share the stem 'a_000'" in capsys.readouterr().err
+    assert make(tmp_path, path, tmp_path / "nowhere") == 2
+    assert "nowhere: --images folder does not exist" in capsys.readouterr().err
+    document["images"].pop()
+    document["categories"] = [{"id": 1}, {"id": 2, "name": "leaf"}]  # a category without a name goes by its id
+    path.write_text(json.dumps(document))
+    assert make(tmp_path, path, images, "--category", "1", "leaf") == 0
+    assert "masks from categories 1, leaf" in capsys.readouterr().out
+    assert make(tmp_path, path, images, "--category", "owl", "hawk") == 2
+    assert "no categor(y/ies) hawk, owl; the file has 1, leaf" in capsys.readouterr().err
+    document["categories"] = []
+    path.write_text(json.dumps(document))
+    assert make(tmp_path, path, images, "--category", "owl") == 2
+    assert "no categor(y/ies) owl; the file has none" in capsys.readouterr().err
+
+
+def test_samples_in_file_name_order_whatever_the_ids(coco):
+    from birdseg.coco import samples_from_coco
+
+    path, images, document = coco
+    for entry in document["images"]:
+        entry["id"] = 100 - entry["id"]  # ids in the opposite order of the names
+    for annotation in document["annotations"]:
+        annotation["image_id"] = 100 - annotation["image_id"]
+    path.write_text(json.dumps(document))
+    found = samples_from_coco(path, images)
+    assert [sample.image_name for sample in found.samples] == sorted(entry["file_name"] for entry in document["images"])
+    assert found.samples[0].mask_source == "annotations.json: a_000.jpg"
+    assert found.summary().startswith("COCO: 8 image(s), masks from categories Bird, leaf")

@@ -152,3 +152,54 @@ def test_an_unusable_dataset_stops_the_notebook_with_the_summary(good):
     report.errors.append("bird1.png: cannot read mask")
     with pytest.raises(DatasetError, match="(?s)ERROR: bird1.png: cannot read mask.*NOT usable"):
         report.raise_if_unusable()
+
+
+def test_the_whole_report_of_a_dataset_with_one_problem_of_each_kind(tmp_path, capsys):
+    """Every line check-dataset prints, for three splits: a soft mask and a duplicate in train, a val split without
+    any bird, a mask of the wrong size in test."""
+    from conftest import sky_with_bird, write_pair
+
+    root = tmp_path / "birds"
+    for split, count in (("train", 3), ("val", 2), ("test", 2)):
+        for index in range(count):
+            image, mask = sky_with_bird(seed=10 * len(split) + index)
+            write_pair(root / split, f"{split}{index}", image, mask * 0 if split == "val" else mask)
+    soft = np.asarray(Image.open(root / "train" / "mask" / "train1.png")).copy()
+    soft[soft > 0], soft[0, 0] = 200, 90
+    save(root / "train" / "mask" / "train1.png", soft)
+    save(root / "test" / "mask" / "test1.png", np.zeros((40, 80), np.uint8))
+    (root / "test" / "images" / "copy.jpg").write_bytes((root / "train" / "images" / "train0.jpg").read_bytes())
+    (root / "test" / "mask" / "copy.png").write_bytes((root / "train" / "mask" / "train0.png").read_bytes())
+    assert cli("check-dataset", root) == 1
+    out = capsys.readouterr().out.replace(str(root), "ROOT")
+    assert out.splitlines() == [
+        "ROOT: train 3, val 2, test 3",
+        "  image sizes: 80x48: 7",  # the pair whose sizes differ is not counted
+        "  train: bird pixels 2.79% on average; masks binary 0/255: 2, soft, threshold 127: 1",
+        "  val: bird pixels 0.00% on average; masks empty: 2",
+        "  test: bird pixels 2.79% on average; masks binary 0/255: 2, empty: 1",
+        "  2 image(s) with an empty mask (no bird): fine if intended",
+        "  WARNING: 1 mask(s) are not binary (binarised at >127): ROOT/train/mask/train1.png",
+        "  WARNING: val: no mask has any bird pixel",
+        "  ERROR: ROOT/test/mask/test1.png: mask is 80x40 but its image test1.jpg is 80x48 (width x height)",
+        "  ERROR: the same image is in several splits: train/images/train0.jpg, test/images/copy.jpg",
+        "  NOT usable: fix the errors above",
+    ]
+    assert cli("check-dataset", root, "--quick") == 1
+    quick = capsys.readouterr().out.replace(str(root), "ROOT").splitlines()
+    assert quick[0] == "ROOT: train 3, val 2, test 3 (quick check)" and "  WARNING: val: no mask has any bird pixel" not in quick
+
+
+def test_a_summary_lists_the_six_commonest_sizes_and_counts_the_rest(tmp_path):
+    from collections import Counter
+
+    from birdseg.dataset_check import DatasetReport
+
+    sizes = Counter({(10 * i, 20): 10 - i for i in range(1, 9)})
+    report = DatasetReport(tmp_path, counts={"train": 44}, sizes=sizes,
+                           mask_kinds={"train": Counter({"palette": 3, "empty": 5})}, foreground={"train": 0.123456})
+    lines = report.summary().replace(str(tmp_path), "ROOT").splitlines()
+    assert lines == ["ROOT: train 44",
+                     "  image sizes: 10x20: 9, 20x20: 8, 30x20: 7, 40x20: 6, 50x20: 5, 60x20: 4 (+2 more sizes)",
+                     "  train: bird pixels 12.35% on average; masks empty: 5, palette: 3",
+                     "  usable"]
