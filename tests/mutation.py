@@ -25,10 +25,10 @@ MINIMUM_SCORE = 0.9
 DETECTED = {1, 3, 36, 24, -24, 152, 255, -11, -9, 37}  # mutmut's exit codes for killed, timeout, crash, type check
 
 
-def equivalent_mutants(path=EQUIVALENTS):
+def equivalent_mutants(path=None):
     """{mutant name: reason} from lines `name  reason` (a line starting with # is a comment)."""
     listed = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in Path(path or EQUIVALENTS).read_text(encoding="utf-8").splitlines():
         line = "" if line.lstrip().startswith("#") else line.strip()
         if line:
             name, _, reason = line.partition(" ")

@@ -96,9 +96,20 @@ def test_figures_saved_whole_in_the_format_of_their_name_and_closed(tmp_path):
     assert plt.fignum_exists(fig.number) and (tmp_path / "a.svg").read_text().lstrip().startswith("<?xml")
     png = files.figure_bytes(fig, dpi=50)
     assert png.startswith(b"\x89PNG") and len(files.figure_bytes(fig, dpi=200)) > len(png)
+    assert files.figure_bytes(fig) == files.figure_bytes(fig, dpi=100)
+    import io
+
+    from PIL import Image
+
+    assert max(Image.open(io.BytesIO(files.figure_bytes(fig))).size) < 150  # cropped to the text, not 200x100
+    files.save_figure(fig, tmp_path / "noextension", close=False)
+    assert (tmp_path / "noextension").read_bytes().startswith(b"\x89PNG")
+    other = plt.figure()  # the current figure is another one: the one given is closed
     files.save_figure(fig, tmp_path / "b.png")
-    assert not plt.fignum_exists(fig.number) and (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.png"]
+    assert not plt.fignum_exists(fig.number) and plt.fignum_exists(other.number)
+    plt.close(other)
+    assert (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.png", "noextension"]
 
 
 def test_sha256_of_a_file_larger_than_a_block(tmp_path):

@@ -39,6 +39,8 @@ def test_resume_refuses_other_seed_or_data_naming_them(tmp_path):
     with pytest.raises(ValueError, match=r"this run was started with SEED=1 \(given: 2\), DATA_DIR='birds' \(given: "
                                          r"'other'\); give the same values to resume it"):
         runs.start_run(tmp_path, SCRATCH, {**SETTINGS, "SEED": 2, "DATA_DIR": "other"}, resume=run_dir)
+    with pytest.raises(ValueError, match="give the same values to resume it, or leave RESUME unset to start a new run$"):
+        runs.start_run(tmp_path, SCRATCH, {**SETTINGS, "SEED": 2}, resume=run_dir)
     _, kept = runs.start_run(tmp_path, SCRATCH, {**SETTINGS, "TTA": "none"}, resume=run_dir)  # not about training
     assert kept == SCRATCH
 
@@ -52,8 +54,10 @@ def test_history_csv_roundtrip(tmp_path):
 def test_history_csv_numbers_epochs_from_one_with_six_significant_digits(tmp_path):
     path = tmp_path / "history.csv"
     runs.write_history_csv(path, {"loss": [1.23456789, 0.5], "iou_score": [0.1, 0.25]})
-    assert path.read_text() == "epoch,iou_score,loss\n1,0.1,1.23457\n2,0.25,0.5\n"
+    assert path.read_bytes() == b"epoch,iou_score,loss\n1,0.1,1.23457\n2,0.25,0.5\n"  # one line end, not csv's \r\n
     assert runs.load_history(tmp_path) == {"iou_score": [0.1, 0.25], "loss": [1.23457, 0.5]}
+    path.write_text("epoch,loss\n1,0.5\n")
+    assert runs.read_history_csv(path) == {"loss": [0.5]}
     path.write_text("epoch,loss\n")
     assert runs.read_history_csv(path) == {}
     assert runs.load_history(tmp_path / "none") == {}
@@ -85,9 +89,10 @@ def test_package_versions_are_those_imported():
     versions = runs.package_versions()
     assert versions["tensorflow"] == tensorflow.__version__ and versions["numpy"] == numpy.__version__
     assert versions["python"].count(".") == 2 and " " not in versions["python"]
+    assert set(versions) == {"python", "tensorflow", "keras", "segmentation_models", "albumentations", "numpy"}
 
 
-def test_git_commit_marks_changed_tracked_files_and_is_none_outside_git(tmp_path):
+def test_git_commit_marks_changed_tracked_files_and_is_none_outside_git(tmp_path, monkeypatch):
     import subprocess
 
     def git(*args):
@@ -104,6 +109,8 @@ def test_git_commit_marks_changed_tracked_files_and_is_none_outside_git(tmp_path
     assert runs.git_commit(tmp_path) == head  # untracked files are not the code
     (tmp_path / "code.py").write_text("a = 2\n")
     assert runs.git_commit(tmp_path) == f"{head}-dirty"
+    monkeypatch.chdir(tmp_path)
+    assert runs.git_commit() == f"{head}-dirty"  # the current folder's by default
 
 
 def test_a_worker_that_is_not_the_chief_writes_a_folder_of_its_own(tmp_path, monkeypatch):
@@ -120,4 +127,33 @@ def test_a_worker_that_is_not_the_chief_writes_a_folder_of_its_own(tmp_path, mon
     assert config["chief"] is False and config["parameters"]["SEED"] == 1 and recipe is SCRATCH
     resumed, kept = runs.start_run(tmp_path / "out", SCRATCH.override(epochs=5), SETTINGS, resume=chief_run)
     assert resumed != chief_run and resumed.name.startswith("birdseg-worker1-") and kept.epochs == 5
+    assert read_json(resumed / "config.json")["created_utc"] == read_json(chief_run / "config.json")["created_utc"]
     assert read_json(chief_run / "config.json")["parameters"]["EPOCHS"] == 3  # the chief's folder untouched
+
+
+def test_a_run_is_stamped_in_utc_whatever_the_local_time_zone(tmp_path, monkeypatch):
+    import re
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # nine hours from UTC
+    time.tzset()
+    try:
+        run_dir, _ = runs.start_run(tmp_path, SCRATCH, SETTINGS)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    stamped = datetime.strptime(run_dir.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - stamped) < timedelta(minutes=5)
+    created = datetime.fromisoformat(read_json(run_dir / "config.json")["created_utc"])
+    assert created.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - created) < timedelta(minutes=5)
+    commit = read_json(run_dir / "config.json")["git_commit"]
+    if runs.git_commit(runs.Path(runs.__file__).parent) is not None:  # a checkout: the package's own commit
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit)
+
+
+def test_a_budget_is_kept_when_a_resume_gives_none(tmp_path):
+    run_dir, _ = runs.start_run(tmp_path, SCRATCH.override(max_training_minutes=0.5), SETTINGS)
+    _, kept = runs.start_run(tmp_path, SCRATCH, SETTINGS, resume=run_dir)
+    assert kept.max_training_minutes == 0.5
+    assert read_json(run_dir / "config.json")["parameters"]["MAX_TRAINING_MINUTES"] == 0.5
