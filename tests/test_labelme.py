@@ -132,6 +132,10 @@ def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path,
      "clip_0.json: shape 2 ('bird', polygon): points must be [x, y] pairs of numbers"),
     (lambda d: d["shapes"].append(shape("bird", "mask", [[1, 1], [5, 5]])),
      "clip_0.json: shape 2 ('bird', mask): a mask shape needs its 'mask' (a base64 PNG)"),
+    (lambda d: d.update(imagePath=None), "labelled does not exist and the file holds no imageData"),
+    (lambda d: d.update(imagePath="gone.png", imageData="abc"), "clip_0.json: its imageData is not base64"),
+    (lambda d: d.update(imagePath="gone.png", imageData=base64.b64encode(b"not a photo").decode()),
+     "clip_0.json: cannot read its photo gone.png ("),
 ])
 def test_broken_files_are_named_and_nothing_is_written(tmp_path, capsys, breakage, message):
     source = tmp_path / "labelled"
@@ -162,14 +166,14 @@ def test_draw_region_details_labelme_leaves_open():
     circle = draw_region(shape("bird", "circle", [[30, 20], [34, 23]]), HEIGHT, WIDTH)
     assert np.array_equal(circle, labelme_reference("circle", [[30, 20], [34, 23]]))  # radius 5
     box = np.zeros((6, 9), np.uint8)
-    box[1:5, 2:8] = 1  # a 0/1 PNG, as some tools write
+    box[0:5, 0:8] = 1  # a 0/1 PNG, as some tools write, from its first row and column
     encoded = png_base64(box)
     drawn = draw_region(shape("bird", "mask", [[0, 0], [8, 5]], mask=encoded[:20] + "\n" + encoded[20:]), HEIGHT, WIDTH)
     expected = np.zeros((HEIGHT, WIDTH), bool)
-    expected[1:5, 2:8] = True
+    expected[0:5, 0:8] = True
     assert np.array_equal(drawn, expected) and drawn.dtype == bool
     colour = np.zeros((6, 9, 3), np.uint8)
-    colour[1:5, 2:8] = (200, 10, 10)
+    colour[0:5, 0:8] = (200, 10, 10)
     assert np.array_equal(draw_region(shape("bird", "mask", [[0, 0], [8, 5]], mask=png_base64(colour)), HEIGHT, WIDTH),
                           expected)
     tall = np.full((30, 4), 255, np.uint8)  # taller than wide, cut at the photo's bottom
@@ -225,3 +229,43 @@ def test_groups_come_from_the_photo_names(tmp_path):
         labelme_file(tmp_path, stem, [shape("bird", "rectangle", [[1, 1], [4, 4]])])
     samples = samples_from_labelme(tmp_path, group_regex=r"^(clip\w)_").samples
     assert [sample.group for sample in samples] == ["clipa", "clipa", "clipb"]
+
+
+def test_every_file_is_checked_past_the_broken_ones_and_labels_filtered_shape_by_shape(tmp_path, capsys):
+    source = tmp_path / "labelled"
+    source.mkdir()
+    for stem in ("a_0", "b_0"):  # photos that are not there
+        labelme_file(source, stem, [shape("bird", "rectangle", [[1, 1], [4, 4]])], image_path=f"gone_{stem}.png")
+    for stem in ("c_0", "d_0"):  # a size that is not the photo's
+        labelme_file(source, stem, [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+        document = json.loads((source / f"{stem}.json").read_text())
+        (source / f"{stem}.json").write_text(json.dumps({**document, "imageWidth": WIDTH + 1}))
+    labelme_file(source, "e_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    (source / "sub").mkdir()
+    labelme_file(source / "sub", "e_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    labelme_file(source / "sub", "f_0", [shape("bird", "cuboid", [[1, 1], [4, 4]])])
+    assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "hawk", "--out",
+                 str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"error: {source}: no shape labelled hawk, owl; the files have bird; " in error  # named first
+    for name in ("a_0.json: its photo", "b_0.json: its photo", "c_0.json: says the photo is", "d_0.json: says",
+                 "both annotate a photo with the stem 'e_0'"):
+        assert name in error, name
+    for path in list(source.rglob("*")):
+        if path.is_file():
+            path.unlink()
+    labelme_file(source, "g_0", [shape("branch", "rectangle", [[20, 20], [29, 29]]),
+                                 shape("Bird", "rectangle", [[1, 1], [4, 4]])])
+    labelme_file(source, "h_0", [])
+    out = tmp_path / "built"
+    assert main(["make-dataset", "--labelme", str(source), "--category", "bird", "--ratios", "1", "0", "0",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "shapes without an area" not in printed
+    masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
+    assert masks["g_0"].sum() == 16 and masks["h_0"].sum() == 0  # the bird after the branch is drawn
+    assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "--out", str(tmp_path / "x")]) == 2
+    assert "no shape labelled owl; the files have Bird, branch" in capsys.readouterr().err
+    (source / "g_0.json").unlink()
+    assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "--out", str(tmp_path / "x")]) == 2
+    assert "no shape labelled owl; the files have no shapes" in capsys.readouterr().err

@@ -316,3 +316,13 @@ def png_header_only(width, height):
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_pairs_without_a_mask_and_tiles_as_asked(tmp_path):
+    Image.new("RGB", (400, 300), (250, 0, 0)).save(tmp_path / "a.png")
+    Image.new("L", (400, 300), 255).save(tmp_path / "a_mask.png")
+    model = RedModel()
+    [(pair, image, truth, probability)] = predict.predict_pairs(model, [(tmp_path / "a.png", None)], tiles="off")
+    assert truth is None and image.shape == (300, 400, 3) and model.tiles == 3  # one resize, three views
+    [(_, _, truth, _)] = predict.predict_pairs(model, [(tmp_path / "a.png", tmp_path / "a_mask.png")], tiles="on")
+    assert truth.all() and model.tiles > 3 + 3
