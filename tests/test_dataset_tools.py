@@ -327,3 +327,58 @@ def test_real_davis_frames_split_by_clip(davis, tmp_path, capsys):
     assert clips and all(len(splits) == 1 for splits in clips.values()), clips
     assert sum(1 for _ in out.rglob("*.jpg")) == 210
     assert cli("check-dataset", out, "--strict") == 0
+
+
+def test_folder_messages_name_the_option_and_every_problem(tmp_path, capsys):
+    src = make_folders(tmp_path / "src", count=2, clips=("a",))
+    assert cli("make-dataset", "--images", tmp_path / "none", "--masks", src / "masks", "--out", tmp_path / "o") == 2
+    assert f"{tmp_path / 'none'}: --images folder does not exist" in capsys.readouterr().err
+    assert cli("make-dataset", "--images", src / "images", "--masks", tmp_path / "none", "--out", tmp_path / "o") == 2
+    assert f"{tmp_path / 'none'}: --masks folder does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli("make-dataset", "--images", tmp_path / "empty", "--masks", tmp_path / "empty", "--out", tmp_path / "o") == 2
+    assert f"{tmp_path / 'empty'}: no images (.jpg/" in capsys.readouterr().err
+    for index in range(7):  # seven photos without a mask, and a mask without a photo
+        save(src / "images" / f"extra_{index}.jpg", np.zeros((8, 8, 3), np.uint8))
+    save(src / "masks" / "lonely.png", np.zeros((8, 8), np.uint8))
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--out", tmp_path / "o") == 2
+    error = capsys.readouterr().err
+    assert ("(--only-masked leaves them out); masks without an image in " in error
+            and error.rstrip().endswith(": lonely.png"))
+    (src / "masks" / "lonely.png").unlink()
+    assert cli("make-dataset", "--images", src / "images", "--masks", src / "masks", "--only-masked",
+               "--ratios", 1, 0, 0, "--out", tmp_path / "o", "--quiet") == 0
+    printed = capsys.readouterr().out
+    assert "7 image(s) without a mask in" in printed
+    assert "left out (--only-masked): extra_0.jpg, extra_1.jpg, extra_2.jpg, extra_3.jpg, extra_4.jpg and 2 more" in printed
+
+
+def test_davis_messages_and_frames_named_by_clip(tmp_path, capsys):
+    davis = make_davis(tmp_path / "DAVIS", clips=("bird-a",), frames=2)
+    (davis / "JPEGImages" / "480p" / "bird-a" / "00000.jpg").rename(davis / "JPEGImages" / "480p" / "bird-a" / "00000.JPG")
+    samples = dataset_tools.samples_from_davis(davis)
+    assert [(s.stem, s.image_name, s.group) for s in samples] == [("bird-a_00000", "bird-a_00000.jpg", "bird-a"),
+                                                                   ("bird-a_00001", "bird-a_00001.jpg", "bird-a")]
+    assert samples[0].mask_source == str(davis / "Annotations" / "480p" / "bird-a" / "00000.png")
+    with pytest.raises(DatasetError, match=r"JPEGImages/1080p: missing; expected the DAVIS layout "
+                                           r"JPEGImages/1080p/<clip>/ and Annotations/1080p/<clip>/"):
+        dataset_tools.samples_from_davis(davis, resolution="1080p")
+    with pytest.raises(DatasetError, match=r"no clip\(s\) x, y; available: bird-a"):
+        dataset_tools.samples_from_davis(davis, clips=["y", "x"])
+    (davis / "JPEGImages" / "480p" / "empty").mkdir()
+    (davis / "Annotations" / "480p" / "empty").mkdir()
+    with pytest.raises(DatasetError, match="DAVIS: no annotated frames found"):
+        dataset_tools.samples_from_davis(davis, clips=["empty"])
+    (davis / "JPEGImages" / "480p" / "unlabelled").mkdir()
+    with pytest.raises(DatasetError, match=r"Annotations/480p/unlabelled: annotations for clip 'unlabelled' are missing"):
+        dataset_tools.samples_from_davis(davis, clips=["unlabelled"])
+
+
+def test_a_summary_lists_ten_empty_masks_and_counts_the_rest():
+    from birdseg.dataset_tools import AnnotatedSamples
+
+    found = AnnotatedSamples("COCO", [None] * 12, [f"p{index}.jpg" for index in range(12)], "categories bird")
+    lines = found.summary().splitlines()
+    assert lines[0] == "COCO: 12 image(s), masks from categories bird"
+    assert lines[1].endswith(": p0.jpg, p1.jpg, p2.jpg, p3.jpg, p4.jpg, p5.jpg, p6.jpg, p7.jpg, p8.jpg, p9.jpg "
+                             "and 2 more")
