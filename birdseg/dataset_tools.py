@@ -228,11 +228,11 @@ def read_cub_segmentations(segmentations_archive):
 
 
 def iter_cub_images(cub_archive):
-    """Yield (relative image path, bytes) streaming through the CUB archive once."""
+    """Yield (image stem, bytes) of the photos under images/, streaming through the CUB archive once."""
     with tarfile.open(cub_archive, "r|*") as tar:
         for member in tar:
             if member.isfile() and "/images/" in "/" + member.name and member.name.lower().endswith(".jpg"):
-                yield member.name.split("images/", 1)[-1], tar.extractfile(member).read()
+                yield Path(member.name).stem, tar.extractfile(member).read()
 
 
 # ---------------------------------------------------------------- building
@@ -366,8 +366,7 @@ def build_cub(cub_archive, segmentations_archive, out, val_ratio=CUB_VAL_RATIO, 
     with staged_dataset(out, overwrite) as staging:
         written = 0
         with display.progress_bar(len(samples), "CUB", "img", enabled=progress) as bar:
-            for relative, data in iter_cub_images(cub_archive):
-                stem = Path(relative).stem
+            for stem, data in iter_cub_images(cub_archive):
                 if stem not in by_stem:
                     continue
                 sample = by_stem[stem]

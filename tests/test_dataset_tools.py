@@ -382,3 +382,69 @@ def test_a_summary_lists_ten_empty_masks_and_counts_the_rest():
     assert lines[0] == "COCO: 12 image(s), masks from categories bird"
     assert lines[1].endswith(": p0.jpg, p1.jpg, p2.jpg, p3.jpg, p4.jpg, p5.jpg, p6.jpg, p7.jpg, p8.jpg, p9.jpg "
                              "and 2 more")
+
+
+def test_cub_build_in_detail(tmp_path, capsys):
+    """The seed-0 val draw, whole species per split, the progress bar, the report, an archive without its top folder
+    and with decoys (an images.txt and a photo of the same stem outside images/, a photo images.txt does not
+    list), and every archive problem named."""
+    cub, seg = make_cub(tmp_path / "cub")
+    out = tmp_path / "birds"
+    dataset_tools.build_cub(cub, seg, out, val_ratio=0.25)
+    train = sorted(f"{name.split('.', 1)[1]}_{k:04d}_{4 * s + k + 1}" for s, name in enumerate(
+        ("001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross")) for k in range(3))
+    chosen = {train_stem for index, train_stem in enumerate(
+        [stem for stem in sorted(train, key=lambda stem: int(stem.rsplit("_", 1)[1]))])
+        if index in np.random.default_rng(0).permutation(9)[:2]}
+    assert {p[0].stem for p in find_pairs(out / "val")} == chosen  # seed 0 draws val from the official training list
+    bar = capsys.readouterr().out
+    assert "CUB: 100%" in bar and "12/12" in bar and "img/s" in bar  # the progress bar
+    with pytest.raises(FileExistsError, match="already exists; use --overwrite to replace it"):
+        dataset_tools.build_cub(cub, seg, out)
+    report = dataset_tools.build_cub(cub, seg, tmp_path / "species", group_species=True, ratios=(0.34, 0.33, 0.33),
+                                     progress=False)
+    assert report.out == tmp_path / "species" and report.groups == {
+        "train": ["003.Sooty_Albatross"], "val": ["002.Laysan_Albatross"], "test": ["001.Black_footed_Albatross"]}  # seed 0's
+
+    def rebuild(name, change):
+        with tarfile.open(cub) as tar:
+            members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+        write_tgz(tmp_path / name, change(members))
+        return tmp_path / name
+
+    bare = rebuild("bare.tgz", lambda members: [(name.split("/", 1)[1], data) for name, data in members])
+    decoys = rebuild("decoys.tgz", lambda members: [
+        ("CUB_200_2011/parts/images.txt", b"not the list"), ("README", b"x"),
+        ("CUB_200_2011/parts/Black_footed_Albatross_0000_1.jpg", b"not the photo"),
+        ("CUB_200_2011/images/004.Other/Other_0000_99.jpg", members[3][1])] + members)
+    for archive in (bare, decoys):
+        dataset_tools.build_cub(archive, seg, tmp_path / archive.stem, val_ratio=0.25, progress=False)
+        assert {p[0].stem for p in find_pairs(tmp_path / archive.stem / "val")} == chosen
+    short = rebuild("short.tgz", lambda members: [m for m in members if not m[0].endswith("_12.jpg")])
+    with pytest.raises(DatasetError, match="short.tgz: images.txt lists 12 images, the archive holds 11"):
+        dataset_tools.build_cub(short, seg, tmp_path / "s", progress=False)
+    with tarfile.open(seg) as tar:
+        masks = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    write_tgz(tmp_path / "fewer.tgz", masks[1:])
+    with pytest.raises(DatasetError, match=r"fewer.tgz: no segmentation for 001.Black_footed_Albatross/"
+                                           r"Black_footed_Albatross_0000_1.jpg"):
+        dataset_tools.build_cub(cub, tmp_path / "fewer.tgz", tmp_path / "f", progress=False)
+    write_tgz(tmp_path / "broken.tgz", [(masks[0][0], b"not a png")] + masks[1:])
+    with pytest.raises(DatasetError, match=r"broken.tgz:001.Black_footed_Albatross/Black_footed_Albatross_0000_1.png"):
+        dataset_tools.build_cub(cub, tmp_path / "broken.tgz", tmp_path / "b", progress=False)
+    write_tgz(tmp_path / "none.tgz", [("segmentations/readme.txt", b"x")])
+    with pytest.raises(DatasetError, match=r"none.tgz: no segmentations/\*.png inside; is it segmentations.tgz\?"):
+        dataset_tools.build_cub(cub, tmp_path / "none.tgz", tmp_path / "n", progress=False)
+
+
+def test_a_dataset_zipped_beside_it_or_where_asked_compressed(tmp_path):
+    import zipfile
+
+    folder = tmp_path / "birds"
+    save(folder / "train" / "images" / "a.png", np.zeros((40, 40, 3), np.uint8))
+    assert dataset_tools.zip_dataset(folder) == tmp_path / "birds.zip"
+    elsewhere = dataset_tools.zip_dataset(folder, tmp_path / "out" / "other.zip")
+    assert elsewhere == tmp_path / "out" / "other.zip"
+    with zipfile.ZipFile(tmp_path / "birds.zip") as zf:
+        [info] = zf.infolist()
+        assert info.filename == "birds/train/images/a.png" and info.compress_type == zipfile.ZIP_DEFLATED
