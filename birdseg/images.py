@@ -115,7 +115,7 @@ def decode_mask(source, threshold=MASK_THRESHOLD, name=None, bird_values=None):
     distinct = np.unique(values)
     high = int(distinct[-1])
     depth = " (16-bit)" if high > 255 or values.dtype == np.uint16 else ""
-    if len(distinct) <= 2 and distinct[0] == 0:
+    if len(distinct) == 1 or (len(distinct) == 2 and distinct[0] == 0):  # a bird filling the frame has no 0
         return MaskReading(values != 0, f"binary 0/{high}{depth}" if high else "empty")
     cut = threshold * (257 if depth else 1)
     foreground = values > cut

@@ -473,3 +473,10 @@ def test_a_size_mismatch_says_width_by_height_of_each(tmp_path):
     Image.new("L", (20, 10)).save(tmp_path / "a_mask.png")
     with pytest.raises(DatasetError, match=r"a_mask.png: mask is 20x10 but its image a.png is 30x20 \(width x height\)"):
         images.read_pair(tmp_path / "a.png", tmp_path / "a_mask.png")
+
+
+def test_a_bird_filling_the_whole_frame_is_all_bird_in_any_binary_encoding(tmp_path):
+    for value in (1, 255):
+        Image.fromarray(np.full((4, 6), value, np.uint8)).save(tmp_path / "m.png")
+        reading = images.decode_mask(tmp_path / "m.png")
+        assert reading.foreground.all() and reading.kind == f"binary 0/{value}" and reading.warning is None

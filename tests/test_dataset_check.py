@@ -203,3 +203,44 @@ def test_a_summary_lists_the_six_commonest_sizes_and_counts_the_rest(tmp_path):
                      "  image sizes: 10x20: 9, 20x20: 8, 30x20: 7, 40x20: 6, 50x20: 5, 60x20: 4 (+2 more sizes)",
                      "  train: bird pixels 12.35% on average; masks empty: 5, palette: 3",
                      "  usable"]
+
+
+def test_the_report_of_a_zip_a_quick_check_and_a_large_split(tmp_path, good, capsys):
+    from birdseg.dataset_check import check_dataset
+
+    archive = dataset_tools.zip_dataset(good)
+    for quick in (False, True):
+        report = check_dataset(archive, quick=quick)
+        assert report.root == archive and report.quick is quick and report.ok()
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK not a zip")
+    report = check_dataset(broken, quick=True)
+    assert report.root == broken and report.quick and "not a readable zip archive" in report.errors[0]
+    report = check_dataset(tmp_path / "nowhere")
+    assert report.errors == [f"{tmp_path / 'nowhere'}: no such folder"]
+    unreadable = next((good / "test" / "images").iterdir())
+    unreadable.write_bytes(b"not an image")
+    report = check_dataset(good, quick=True)
+    assert report.errors == [f"{unreadable}: cannot identify image file {str(unreadable)!r}"]
+    big = tmp_path / "big"
+    image, mask = np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 200, np.uint8)
+    mask[0, 0] = 90  # soft: not binary
+    for index in range(200):
+        image[0, 0] = index  # each photo its own
+        save(big / "train" / "images" / f"b{index:03d}.png", image)
+        save(big / "train" / "mask" / f"b{index:03d}.png", mask if index % 2 else np.zeros((8, 8), np.uint8))
+    image[0, 0] = 255
+    for split in ("val", "test"):
+        save(big / split / "images" / "a.png", image)
+        save(big / split / "mask" / "a.png", np.full((8, 8), 255, np.uint8))
+    capsys.readouterr()
+    report = check_dataset(big)
+    bar = capsys.readouterr().out
+    assert "check train: 100%" in bar and "200/200" in bar and "img/s" in bar  # 200 pairs or more: a progress bar
+    assert len(report.empty_masks) == 100 and report.empty_masks[0] == str(big / "train" / "mask" / "b000.png")
+    assert report.warnings[0].startswith("100 mask(s) are not binary (binarised at >127): ")
+    assert report.warnings[0].endswith("train/mask/b019.png and 90 more")
+    (big / "test" / "images" / "b.png").write_bytes((big / "val" / "images" / "a.png").read_bytes())
+    save(big / "test" / "mask" / "b.png", np.full((8, 8), 255, np.uint8))
+    report = check_dataset(big)
+    assert report.duplicates == [["val/images/a.png", "test/images/a.png", "test/images/b.png"]]
