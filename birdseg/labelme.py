@@ -139,7 +139,7 @@ def samples_from_labelme(folder, labels=None, group_regex=None):
     samples, empty, problems, found, ignored, stems = [], [], [], set(), Counter(), {}
     for path in paths:
         document = read_labelme(path)
-        found |= {str(shape.get("label", "")) for shape in document["shapes"]}
+        found |= {str(shape["label"]) for shape in document["shapes"] if shape.get("label")}
         try:
             name, reader, (width, height) = photo_of(path, document)
         except DatasetError as error:

@@ -50,8 +50,8 @@ def test_json_refuses_what_it_cannot_write_and_indents(tmp_path):
     with pytest.raises(TypeError, match="cannot write set to JSON"):
         files.write_json(tmp_path / "a.json", {"x": {1}})
     assert not list(tmp_path.iterdir())
-    files.write_json(tmp_path / "b.json", {"a": 1, "b": [2]})
-    assert (tmp_path / "b.json").read_text() == '{\n  "a": 1,\n  "b": [\n    2\n  ]\n}\n'  # in order, indented
+    files.write_json(tmp_path / "b.json", {"b": 1, "a": [2]})
+    assert (tmp_path / "b.json").read_text() == '{\n  "b": 1,\n  "a": [\n    2\n  ]\n}\n'  # in order, indented
 
 
 def test_atomic_path_makes_the_folder_and_keeps_the_name_as_suffix(tmp_path):

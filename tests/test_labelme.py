@@ -112,7 +112,7 @@ def test_folder_of_labelme_files_builds_a_dataset_of_the_chosen_labels(tmp_path,
     (lambda d: d["shapes"].append(shape("bird", "mask", [[1, 1], [5, 5]], mask="not base64!")),
      "clip_0.json: shape 2 ('bird', mask): its 'mask' is not a base64 PNG"),
     (lambda d: d["shapes"].append(shape("bird", "polygon", [[1, "a"], [5, 5], [1, 5]])),
-     "points must be [x, y] pairs of numbers"),
+     "shape 2 ('bird', polygon): points must be [x, y] pairs of numbers"),
     (lambda d: d.update(imageHeight=HEIGHT + 1), f"clip_0.json: says the photo is {WIDTH}x{HEIGHT + 1}"),
     (lambda d: d.update(imagePath="elsewhere.png"), "its photo"),
     (lambda d: d.pop("shapes"), "clip_0.json: not a LabelMe file (no list 'shapes')"),
@@ -227,8 +227,12 @@ def test_groups_come_from_the_photo_names(tmp_path):
 
     for stem in ("clipa_000", "clipa_001", "clipb_000"):
         labelme_file(tmp_path, stem, [shape("bird", "rectangle", [[1, 1], [4, 4]])])
-    samples = samples_from_labelme(tmp_path, group_regex=r"^(clip\w)_").samples
-    assert [sample.group for sample in samples] == ["clipa", "clipa", "clipb"]
+    found = samples_from_labelme(tmp_path, group_regex=r"^(clip\w)_")
+    assert [sample.group for sample in found.samples] == ["clipa", "clipa", "clipb"]
+    first = found.samples[0]
+    assert (first.stem, first.image_name, first.mask_source) == ("clipa_000", "clipa_000.png",
+                                                                 str(tmp_path / "clipa_000.json"))
+    assert first.read_image_bytes() == (tmp_path / "clipa_000.png").read_bytes() and found.ignored == ""
 
 
 def test_every_file_is_checked_past_the_broken_ones_and_labels_filtered_shape_by_shape(tmp_path, capsys):
@@ -243,19 +247,24 @@ def test_every_file_is_checked_past_the_broken_ones_and_labels_filtered_shape_by
     labelme_file(source, "e_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
     (source / "sub").mkdir()
     labelme_file(source / "sub", "e_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
-    labelme_file(source / "sub", "f_0", [shape("bird", "cuboid", [[1, 1], [4, 4]])])
+    labelme_file(source / "sub", "f_0", [shape("bird", "rectangle", [[1, 1], [4, 4]])])
+    document = json.loads((source / "sub" / "f_0.json").read_text())
+    (source / "sub" / "f_0.json").write_text(json.dumps({**document, "imageHeight": HEIGHT + 1}))
     assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "hawk", "--out",
                  str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert f"error: {source}: no shape labelled hawk, owl; the files have bird; " in error  # named first
     for name in ("a_0.json: its photo", "b_0.json: its photo", "c_0.json: says the photo is", "d_0.json: says",
-                 "both annotate a photo with the stem 'e_0'"):
+                 f"{source / 'sub' / 'e_0.json'} and {source / 'e_0.json'} both annotate a photo with the stem 'e_0'",
+                 "f_0.json: says the photo is"):
         assert name in error, name
     for path in list(source.rglob("*")):
         if path.is_file():
             path.unlink()
     labelme_file(source, "g_0", [shape("branch", "rectangle", [[20, 20], [29, 29]]),
-                                 shape("Bird", "rectangle", [[1, 1], [4, 4]])])
+                                 shape("Bird", "rectangle", [[1, 1], [4, 4]]),
+                                 {"label": "bird", "points": [[30, 30], [33, 30], [33, 33], [30, 33]]},  # no type
+                                 {"shape_type": "rectangle", "points": [[40, 30], [45, 35]]}])  # no label
     labelme_file(source, "h_0", [])
     out = tmp_path / "built"
     assert main(["make-dataset", "--labelme", str(source), "--category", "bird", "--ratios", "1", "0", "0",
@@ -263,7 +272,7 @@ def test_every_file_is_checked_past_the_broken_ones_and_labels_filtered_shape_by
     printed = capsys.readouterr().out
     assert "shapes without an area" not in printed
     masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
-    assert masks["g_0"].sum() == 16 and masks["h_0"].sum() == 0  # the bird after the branch is drawn
+    assert masks["g_0"].sum() == 16 + 16 and masks["h_0"].sum() == 0  # the birds after the branch: a polygon too
     assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "--out", str(tmp_path / "x")]) == 2
     assert "no shape labelled owl; the files have Bird, branch" in capsys.readouterr().err
     (source / "g_0.json").unlink()

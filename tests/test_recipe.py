@@ -54,6 +54,7 @@ def test_saved_parameters_give_the_recipe_back_in_either_case():
 @pytest.mark.parametrize("field,value,message", [
     ("image_width", 100, "IMAGE_WIDTH=100 must be a positive multiple of 32, e.g. 96"),
     ("image_height", 0, "IMAGE_HEIGHT=0 must be a positive multiple of 32, e.g. 32"),
+    ("image_width", "wide", "IMAGE_WIDTH='wide' must be a positive multiple of 32, e.g. 32"),
     ("decoder_width", 24, "DECODER_WIDTH=24: expected a positive multiple of 16"),
     ("copy_paste", 1.5, "COPY_PASTE=1.5: expected a probability from 0 .off. to 1"),
     ("lr_schedule", "linear", "LR_SCHEDULE='linear': expected 'plateau' or 'cosine'"),
