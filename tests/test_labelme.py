@@ -274,7 +274,7 @@ def test_every_file_is_checked_past_the_broken_ones_and_labels_filtered_shape_by
     masks = {image.stem: read_mask(mask) for image, mask in find_pairs(out / "train")}
     assert masks["g_0"].sum() == 16 + 16 and masks["h_0"].sum() == 0  # the birds after the branch: a polygon too
     assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "--out", str(tmp_path / "x")]) == 2
-    assert "no shape labelled owl; the files have Bird, branch" in capsys.readouterr().err
+    assert "no shape labelled owl; the files have Bird, bird, branch\n" in capsys.readouterr().err  # none unlabelled
     (source / "g_0.json").unlink()
     assert main(["make-dataset", "--labelme", str(source), "--category", "owl", "--out", str(tmp_path / "x")]) == 2
     assert "no shape labelled owl; the files have no shapes" in capsys.readouterr().err
