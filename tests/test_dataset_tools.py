@@ -414,17 +414,20 @@ def test_cub_build_in_detail(tmp_path, capsys):
 
     bare = rebuild("bare.tgz", lambda members: [(name.split("/", 1)[1], data) for name, data in members])
     decoys = rebuild("decoys.tgz", lambda members: [
-        ("CUB_200_2011/parts/images.txt", b"not the list"), ("README", b"x"),
-        ("CUB_200_2011/parts/Black_footed_Albatross_0000_1.jpg", b"not the photo"),
-        ("CUB_200_2011/images/004.Other/Other_0000_99.jpg", members[3][1])] + members)
+        ("README", b"x"), ("CUB_200_2011/parts/Black_footed_Albatross_0000_1.jpg", b"not the photo"),
+        ("CUB_200_2011/images/004.Other/Other_0000_99.jpg", members[3][1])] + members + [
+        ("CUB_200_2011/parts/images.txt", b"not the list")])
+    with tarfile.open(seg) as tar:
+        masks = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    write_tgz(tmp_path / "seg_extra.tgz", masks + [("preview.png", masks[0][1])])
     for archive in (bare, decoys):
-        dataset_tools.build_cub(archive, seg, tmp_path / archive.stem, val_ratio=0.25, progress=False)
+        dataset_tools.build_cub(archive, tmp_path / "seg_extra.tgz", tmp_path / archive.stem, val_ratio=0.25,
+                                progress=False)
         assert {p[0].stem for p in find_pairs(tmp_path / archive.stem / "val")} == chosen
+    dataset_tools.build_cub(cub, seg, tmp_path / "bare", val_ratio=0.25, overwrite=True, progress=False)
     short = rebuild("short.tgz", lambda members: [m for m in members if not m[0].endswith("_12.jpg")])
     with pytest.raises(DatasetError, match="short.tgz: images.txt lists 12 images, the archive holds 11"):
         dataset_tools.build_cub(short, seg, tmp_path / "s", progress=False)
-    with tarfile.open(seg) as tar:
-        masks = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
     write_tgz(tmp_path / "fewer.tgz", masks[1:])
     with pytest.raises(DatasetError, match=r"fewer.tgz: no segmentation for 001.Black_footed_Albatross/"
                                            r"Black_footed_Albatross_0000_1.jpg"):
