@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.txt")
 MINIMUM_SCORE = 0.9
 DETECTED = {1, 3, 36, 24, -24, 152, 255, -11, -9, 37}  # mutmut's exit codes for killed, timeout, crash, type check
+TIMEOUTS = {36, 24, -24, 152, 255}  # among them, a test stopped at its time limit: shown apart, as a hang is worth a look
 
 
 def equivalent_mutants(path=None):
@@ -47,8 +48,8 @@ def results(mutants_dir):
 
 
 def scores(by_module, equivalents):
-    """Rows (module, mutants, not run, killed, survivors, equivalent, score) and {module: survivor names}. A survivor
-    is a mutant that ran and no test noticed, or that no test reaches."""
+    """Rows (module, mutants, not run, killed (of them timed out), survivors, equivalent, score) and {module: survivor
+    names}. A survivor is a mutant that ran and no test noticed, or that no test reaches."""
     rows, survivors = [], defaultdict(list)
     for module, codes in by_module.items():
         ran = {name: code for name, code in codes.items() if code is not None}
@@ -57,8 +58,9 @@ def scores(by_module, equivalents):
         survivors[module] = sorted((name for name, code in ran.items()
                                     if code not in DETECTED and name not in equivalents), key=mutant_order)
         counted = len(ran) - equivalent
-        rows.append((module, len(codes), len(codes) - len(ran), killed, len(survivors[module]), equivalent,
-                     killed / counted if counted else 1.0))
+        timed_out = sum(code in TIMEOUTS for code in ran.values())
+        rows.append((module, len(codes), len(codes) - len(ran), f"{killed} ({timed_out})", len(survivors[module]),
+                     equivalent, killed / counted if counted else 1.0))
     return rows, survivors
 
 
@@ -81,10 +83,10 @@ def main(argv=None):
     if not by_module:
         sys.exit("no mutation results in mutants/: run without --report first")
     rows, survivors = scores(by_module, equivalents)
-    print(f"\n{'module':<28} {'mutants':>7} {'not run':>7} {'killed':>7} {'survived':>8} {'equivalent':>10} "
-          f"{'score':>6}")
+    print(f"\n{'module':<28} {'mutants':>7} {'not run':>7} {'killed (timed out)':>18} {'survived':>8} "
+          f"{'equivalent':>10} {'score':>6}")
     for module, total, not_run, killed, survived, equivalent, score in rows:
-        print(f"{module:<28} {total:>7} {not_run:>7} {killed:>7} {survived:>8} {equivalent:>10} {score:>6.1%}")
+        print(f"{module:<28} {total:>7} {not_run:>7} {killed:>18} {survived:>8} {equivalent:>10} {score:>6.1%}")
     stale = sorted(set(equivalents) - {name for codes in by_module.values() for name in codes})
     if stale:
         print(f"\nlisted as equivalent but not among the mutants (the function changed? renumbered?): {', '.join(stale)}")
