@@ -79,11 +79,14 @@ def pytest_collection_modifyitems(config, items):
     worker sits idle while another makes it. A stable sort: the order is the same in every worker, as xdist needs.
     With --unit-only, the slow tests and those that need the trained model are left out."""
     if config.getoption("--unit-only"):
-        # mutmut forks each mutant's tests from this process: tqdm's monitor thread would leave its lock held in the
-        # children, and a progress bar there would wait for it forever
+        # mutmut forks each mutant's tests from this process: a progress bar in a forked child would wait forever for
+        # tqdm's monitor thread and its multiprocessing lock; a thread lock and no monitor are all one process needs
+        import threading
+
         import tqdm
 
         tqdm.tqdm.monitor_interval = 0
+        tqdm.tqdm.set_lock(threading.RLock())
         kept = [item for item in items
                 if item.get_closest_marker("slow") is None and not TRAINED_FIXTURES & set(item.fixturenames)]
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
