@@ -480,3 +480,32 @@ def test_a_bird_filling_the_whole_frame_is_all_bird_in_any_binary_encoding(tmp_p
         Image.fromarray(np.full((4, 6), value, np.uint8)).save(tmp_path / "m.png")
         reading = images.decode_mask(tmp_path / "m.png")
         assert reading.foreground.all() and reading.kind == f"binary 0/{value}" and reading.warning is None
+
+
+@pytest.mark.parametrize("mode", ["LA", "CMYK", "YCbCr"])
+def test_a_mask_in_any_colour_mode_reads_by_its_luminance(tmp_path, mode):
+    grey = np.zeros((6, 8), np.uint8)
+    grey[1:4, 2:6] = 255
+    Image.fromarray(grey).convert(mode).save(tmp_path / "m.tif")
+    with Image.open(tmp_path / "m.tif") as saved:
+        assert saved.mode == mode
+    np.testing.assert_array_equal(images.decode_mask(tmp_path / "m.tif").foreground, grey > 0)
+
+
+def test_a_16_bit_soft_mask_is_cut_at_the_threshold_scaled_to_16_bits(tmp_path):
+    values = np.array([[0, 100, 32700, 40000]], np.uint16)  # 127 * 257 = 32639
+    Image.fromarray(values).save(tmp_path / "m.png")
+    reading = images.decode_mask(tmp_path / "m.png")
+    assert reading.kind == "soft, threshold 127 (16-bit)" and reading.foreground.tolist() == [[False, False, True, True]]
+    Image.fromarray(np.array([[0, 100, 200]], np.uint16)).save(tmp_path / "low.png")  # 16 bits, small values
+    low = images.decode_mask(tmp_path / "low.png")
+    assert low.kind == "soft, threshold 127 (16-bit)" and not low.foreground.any()
+    assert low.warning.endswith("if its values are class labels, save bird pixels as 255 (or any single value) and "
+                                "others as 0")
+
+
+def test_a_mask_given_as_bytes_is_named_mask_in_messages():
+    with pytest.raises(DatasetError, match="^mask: cannot read mask"):
+        images.decode_mask(b"not a png")
+    with pytest.raises(DatasetError, match="^m.png: cannot read mask"):
+        images.decode_mask(b"not a png", name="m.png")
