@@ -326,3 +326,42 @@ def test_pairs_without_a_mask_and_tiles_as_asked(tmp_path):
     assert truth is None and image.shape == (300, 400, 3) and model.tiles == 3  # one resize, three views
     [(_, _, truth, _)] = predict.predict_pairs(model, [(tmp_path / "a.png", tmp_path / "a_mask.png")], tiles="on")
     assert truth.all() and model.tiles > 3 + 3
+
+
+def test_tile_weights_ramp_from_the_edges_over_the_overlap():
+    weight = predict.tile_weight(4, 8)
+    assert weight.dtype == np.float32
+    np.testing.assert_allclose(weight[1], [0.25, 0.75, 1, 1, 1, 1, 0.75, 0.25])  # 8 * 0.25 = 2 pixels of ramp
+    np.testing.assert_allclose(weight[:, 2], [0.5, 1, 1, 0.5])
+    assert predict.tile_weight(1, 100)[0, 0] == pytest.approx(0.05)  # never below 0.05: an edge keeps its prediction
+    assert predict.tile_weight(1, 100).max() == 1.0
+
+
+class HalfModel(RedModel):
+    """Every pixel exactly at the threshold."""
+
+    def predict_on_batch(self, batch):
+        return np.full(batch.shape[:3] + (1,), 0.5, np.float32)
+
+
+def test_threshold_and_interpolation_of_whole_and_tiled_photos():
+    assert predict.predict_image(HalfModel(), np.zeros((64, 96, 3), np.uint8)).sum() == 0  # bird only above 0.5
+    red = np.zeros((64, 96, 3), np.uint8)
+    red[..., 0] = 160  # 0.63
+    assert predict.predict_image(RedModel(), red).all()
+    checker = np.zeros((8, 12, 3), np.uint8)
+    checker[::2, ::2, 0] = checker[1::2, 1::2, 0] = 255
+    upscaled = predict.predict_probabilities(RedModel(), [checker], tta="none", tiles="off")[0]
+    resized = predict.prepare_batch(RedModel(), [checker])[0, ..., 0]
+    assert ((resized > 0.1) & (resized < 0.9)).mean() > 0.5 and upscaled.shape == (8, 12)  # linear, not nearest
+    fine = np.zeros((1300, 1950, 3), np.uint8)
+    fine[::2, ::2, 0] = fine[1::2, 1::2, 0] = 255  # a one-pixel checkerboard tiled at about a tenth: averaged, not sampled
+    probability = predict.predict_probabilities(RedModel(), [fine], tta="none", tiles="auto")[0]
+    assert abs(probability[100:-100, 100:-100].mean() - 0.5) < 0.02 and probability[100:-100, 100:-100].std() < 0.05
+    tall = np.zeros((2400, 1200, 3), np.uint8)  # not the model's proportions: the shorter ratio decides
+    assert predict.tile_scale(tall, RedModel(), "auto") == pytest.approx(2 * 64 / 2400)
+    wide = np.zeros((600, 3600, 3), np.uint8)
+    assert predict.tile_scale(wide, RedModel(), "auto") == pytest.approx(2 * 96 / 3600)
+    model = RedModel()
+    assert predict.predict_tiled(model, np.zeros((64, 200, 3), np.uint8), tta="none").shape == (64, 200)
+    assert model.tiles == 3  # at its own scale by default: 200 pixels in tiles of 96 overlapping by a quarter
