@@ -3,6 +3,7 @@
     pip install -r requirements-dev.txt
     python tests/mutation.py            # mutmut over the modules in pyproject.toml's [tool.mutmut], then the scores
     python tests/mutation.py --report   # the scores of the last run again
+    python tests/mutation.py --survivors  # after new tests: only the last run's survivors again
 
 mutmut changes one operator, constant or condition at a time and runs the unit tests that reach the changed function
 (`--unit-only`: none that needs the notebook's trained model). A mutant no test notices survives. Per module this
@@ -72,13 +73,19 @@ def mutant_order(name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", action="store_true", help="the scores of the last run, without running it")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only the last run's survivors, against the tests as they are now (mutmut keeps "
+                             "every other result until a function changes)")
     parser.add_argument("--max-children", type=int, default=len(os.sched_getaffinity(0)),
                         help="mutants tested at once (default: one per usable CPU)")
     args = parser.parse_args(argv)
-    if not args.report:
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=ROOT,
-                       check=True)
     equivalents = equivalent_mutants()
+    again = []
+    if args.survivors:
+        again = [name for names in scores(results(ROOT / "mutants"), equivalents)[1].values() for name in names]
+    if not args.report and (again or not args.survivors):
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *again],
+                       cwd=ROOT, check=True)
     by_module = results(ROOT / "mutants")
     if not by_module:
         sys.exit("no mutation results in mutants/: run without --report first")
