@@ -34,7 +34,7 @@ def read_image(path, notes=None):
     try:
         with Image.open(path) as img:
             img.load()
-            frames = getattr(img, "n_frames", 1)
+            frames = getattr(img, "n_frames", 1) if notes is not None else 1  # a GIF counts its frames by reading them
             upright = ImageOps.exif_transpose(img)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{path}: cannot read image ({error})") from error
