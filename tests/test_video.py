@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_predict import RedModel
 
 from birdseg import media, video
 from birdseg.cli import main
@@ -61,15 +62,6 @@ def test_sample_frames_spread_over_the_clip(clip):
 
 
 # ---------------------------------------------------------------- bad videos
-
-
-class RedModel:
-    """A stand-in network at 32x32: each pixel's probability is its red channel."""
-
-    input_shape = (None, 32, 32, 3)
-
-    def predict_on_batch(self, batch):
-        return batch[..., :1]
 
 
 def write_avi(path, frames=20, fps=FPS):
