@@ -27,6 +27,7 @@ LAYERS = (  # lowest first; the first: foundations that import no other birdseg 
     ("devices",),  # GPU, precision, seeds, distribution
     ("model", "loader"),  # the network, its losses and metrics; Dataset and Dataloader
     ("runs",),  # run folders, config, history
+    ("checkpoint",),  # the resumable checkpoint's state.json
     ("callbacks",),
     ("train", "predict"),  # resumable training; prediction of arrays (TTA, tiles)
     ("evaluate", "media", "figures", "viewer", "export"),  # a model on a dataset, on files and videos, in figures

@@ -11,12 +11,12 @@ import keras
 import numpy as np
 
 from birdseg import display, plots
+from birdseg.checkpoint import callback_state, epoch_weights_name, record_epoch, restore_callback_state
 from birdseg.defaults import THRESHOLD
-from birdseg.files import atomic_path, save_figure, write_json
-from birdseg.layout import CHECKPOINT_DIR, HISTORY_FILE, MODEL_FILE, MONITOR, STATE_FILE, epoch_figure
+from birdseg.files import atomic_path, save_figure
+from birdseg.layout import CHECKPOINT_DIR, MODEL_FILE, MONITOR, epoch_figure
 from birdseg.loader import sample_seed
 from birdseg.metrics import score_caption
-from birdseg.runs import write_history_csv
 from birdseg.speedups import nested_layers, predict_on_batch
 
 
@@ -135,47 +135,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if not _finite(logs):
             return
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        weights_name = f"epoch_{epoch + 1}.weights.h5"
-        with atomic_path(self.dir / weights_name) as tmp:
+        with atomic_path(self.dir / epoch_weights_name(epoch + 1)) as tmp:
             self.model.save_weights(tmp)
-        state = {
-            "epoch": epoch + 1,
-            "weights": weights_name,
-            "learning_rate": logs["learning_rate"],
-            "history": self.history,
-            "callbacks": {name: callback_state(cb) for name, cb in self.callbacks.items()},
-        }
-        write_json(self.dir / STATE_FILE, state)
-        write_history_csv(self.run_dir / HISTORY_FILE, self.history)
-        for old in self.dir.glob("epoch_*.weights.h5"):
-            if old.name != weights_name:
-                old.unlink(missing_ok=True)
+        record_epoch(self.run_dir, self.history, epoch + 1, logs,
+                     {name: callback_state(callback) for name, callback in self.callbacks.items()})
 
 
 def best_weights(run_dir):
     """Weights of the best epoch, from `run_dir/model.keras`, or None if no epoch was saved yet."""
     path = Path(run_dir) / MODEL_FILE
     return keras.models.load_model(path, compile=False).get_weights() if path.is_file() else None
-
-
-def callback_state(callback):
-    """What a callback needs to continue after a resume: its own get_state(), or the counters of Keras' built-ins."""
-    if hasattr(callback, "get_state"):
-        return callback.get_state()
-    keys = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
-    return {k: float(getattr(callback, k)) for k in keys if isinstance(getattr(callback, k, None), (int, float))}
-
-
-def restore_callback_state(callback, state):
-    """Put back what `callback_state` saved (after Keras has reset the counters in on_train_begin)."""
-    if hasattr(callback, "set_state"):
-        callback.set_state(state)
-        return
-    for key, value in state.items():
-        current = getattr(callback, key)
-        setattr(callback, key, type(current)(value) if isinstance(current, int) else value)
 
 
 class SeedGeneratorsUnreachableWarning(UserWarning):

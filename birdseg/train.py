@@ -4,7 +4,6 @@ A run folder (`runs/<UTC time>_<id>/`, see `runs`) holds config.json, model.kera
 state), history.csv, results_epoch_N.png, logs/ (TensorBoard) and checkpoint/ (last completed epoch with
 optimizer and callback state, for resuming). Every file is written atomically.
 """
-import math
 from pathlib import Path
 
 import keras
@@ -19,8 +18,9 @@ from birdseg.callbacks import (
     TrainingCheckpoint,
     best_weights,
 )
-from birdseg.files import read_json, remove_stale_temporaries, write_json
-from birdseg.layout import CHECKPOINT_DIR, STATE_FILE
+from birdseg.checkpoint import extends, finish_checkpoint, read_checkpoint_state
+from birdseg.files import remove_stale_temporaries
+from birdseg.layout import CHECKPOINT_DIR
 from birdseg.model import build_optimizer_slots
 
 
@@ -120,35 +120,6 @@ def ended_text(reason, trained, settings, patience=None):
     if reason == "early stopping":
         return "early stopping" + (f" ({patience} epochs without a better validation IoU)" if patience else "")
     return f"all {trained} epochs" if trained == settings["epochs"] else f"all epochs ({trained})"
-
-
-def extends(finished, epochs, max_minutes):
-    """Whether these settings ask a finished run for more training than it was set up for."""
-    def more(new, old):
-        return (math.inf if new is None else new) > (math.inf if old is None else old)
-
-    return more(epochs, finished["epochs"]) or more(max_minutes, finished["max_minutes"])
-
-
-def read_checkpoint_state(run_dir):
-    """checkpoint/state.json of a run, or None when it has none yet."""
-    state_path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
-    return read_json(state_path) if state_path.is_file() else None
-
-
-def finish_checkpoint(run_dir, finished, keep_weights):
-    """Record in state.json why training ended; drop the resumable weights unless they are to be kept."""
-    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
-    state = read_checkpoint_state(run_dir)
-    if state is None:
-        return
-    state["finished"] = finished
-    if not keep_weights:
-        state["weights"] = None
-    write_json(checkpoint_dir / STATE_FILE, state)  # first, so it never points at a deleted file
-    if not keep_weights:
-        for weights in checkpoint_dir.glob("*.weights.h5"):
-            weights.unlink()
 
 
 def resume_from_checkpoint(model, run_dir, checkpoint, state):

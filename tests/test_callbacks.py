@@ -106,36 +106,3 @@ def test_seed_generators_kept_elsewhere_by_keras_switch_reseeding_off_loudly(mon
     monkeypatch.setattr(keras.layers, "Dropout", RenamedDropout)
     with pytest.warns(callbacks.SeedGeneratorsUnreachableWarning, match="resumed run"):
         assert callbacks.layer_seed_generators(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])) == []
-
-
-def test_callback_counters_survive_a_resume_with_their_types():
-    """What a resumed run puts back into Keras' EarlyStopping and ReduceLROnPlateau, and into a callback that keeps
-    its own state: the counters as whole numbers, the best value as it was."""
-    stopping = keras.callbacks.EarlyStopping(patience=5)
-    stopping.wait, stopping.best, stopping.stopped_epoch, stopping.best_epoch = 3, 0.25, 0, 7
-    plateau = keras.callbacks.ReduceLROnPlateau(patience=3)
-    plateau.wait, plateau.best, plateau.cooldown_counter = 2, 0.5, 1
-    saved = {name: callbacks.callback_state(cb) for name, cb in (("stop", stopping), ("plateau", plateau))}
-    assert saved["stop"] == {"wait": 3.0, "best": 0.25, "stopped_epoch": 0.0, "best_epoch": 7.0}
-    assert saved["plateau"] == {"wait": 2.0, "best": 0.5, "cooldown_counter": 1.0}
-    fresh_stop, fresh_plateau = keras.callbacks.EarlyStopping(patience=5), keras.callbacks.ReduceLROnPlateau(patience=3)
-    fresh_stop.on_train_begin(), fresh_plateau.on_train_begin()  # Keras resets its counters here
-    callbacks.restore_callback_state(fresh_stop, saved["stop"])
-    callbacks.restore_callback_state(fresh_plateau, saved["plateau"])
-    assert (fresh_stop.wait, fresh_stop.best, fresh_stop.best_epoch) == (3, 0.25, 7) and type(fresh_stop.wait) is int
-    assert (fresh_plateau.wait, fresh_plateau.best, fresh_plateau.cooldown_counter) == (2, 0.5, 1)
-
-    class OwnState:
-        def __init__(self):
-            self.state = None
-
-        def get_state(self):
-            return {"sessions": 2}
-
-        def set_state(self, state):
-            self.state = state
-
-    own = OwnState()
-    assert callbacks.callback_state(own) == {"sessions": 2}
-    callbacks.restore_callback_state(own, {"sessions": 2})
-    assert own.state == {"sessions": 2}
