@@ -26,7 +26,7 @@ from birdseg.figures import FigureSamples, evaluation_figures, publish_figures, 
 from birdseg.files import save_figure
 from birdseg.images import read_image, read_pair
 from birdseg.layout import HISTORY_FIGURE, LOGS_DIR, MODEL_FILE, MONITOR, MY_PHOTOS_DIR
-from birdseg.loader import Dataloader, Dataset
+from birdseg.loader import Dataloader, Dataset, DrawnDataset
 from birdseg.media import media_files, predict_files
 from birdseg.model import (
     BACKBONE,
@@ -48,6 +48,7 @@ from birdseg.recipe import choose_recipe, decoder_filters
 from birdseg.runs import record_encoder_weights, start_run
 from birdseg.runtimes import load_predictor
 from birdseg.speedups import adam, speed_up_layers
+from birdseg.synthetic import synthetic_style
 from birdseg.train import ResumableRun
 from birdseg.video import is_video_file
 from birdseg.viewer import show_viewer
@@ -57,6 +58,7 @@ __all__ = [
     "BestModelCheckpoint",
     "Dataloader",
     "Dataset",
+    "DrawnDataset",
     "DatasetError",
     "FigureSamples",
     "HISTORY_FIGURE",
@@ -107,5 +109,6 @@ __all__ = [
     "show_viewer",
     "speed_up_layers",
     "start_run",
+    "synthetic_style",
     "visualize",
 ]

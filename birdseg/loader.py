@@ -12,7 +12,8 @@ from birdseg.augment import get_validation_augmentation, paste_birds
 from birdseg.errors import DatasetError
 from birdseg.images import read_mask, read_pair
 from birdseg.pairs import find_pairs
-from birdseg.recipe import check_copy_paste
+from birdseg.randomised import STYLES
+from birdseg.recipe import check_choice, check_copy_paste
 
 
 def sample_seed(*parts):
@@ -52,8 +53,12 @@ class Dataset:
                 image, mask = paste_birds(image, mask, *self._augmented(donor, donor_seed), rng)
         return image.astype(np.float32) / 255.0, mask[..., None].astype(np.float32)
 
+    def pair(self, index, seed=None):
+        """Sample `index` before augmentation: (image uint8 HxWx3, mask uint8 HxW {0, 1})."""
+        return read_pair(*self.pairs[index])
+
     def _augmented(self, index, seed):
-        image, mask = read_pair(*self.pairs[index])
+        image, mask = self.pair(index, seed)
         if self.augmentation is not None:
             with self._lock:
                 if seed is not None:
@@ -74,6 +79,25 @@ class Dataset:
             with_bird = (int(index) for index in part if read_mask(self.pairs[index][1]).any())
             chosen.append(next(with_bird, int(part[0])))
         return chosen
+
+
+class DrawnDataset(Dataset):
+    """`count` training pairs drawn anew for every sample seed by a synthetic generator (`randomised.STYLES`):
+    each (run seed, epoch, index) has its own drawing, so an epoch never repeats the last one's images and a resumed
+    run draws what an uninterrupted one would. Without a seed, sample `index` is the same drawing every time."""
+
+    def __init__(self, style, count, augmentation=None, copy_paste=0.0):
+        check_choice("style", style, tuple(STYLES))
+        super().__init__([], augmentation, copy_paste=copy_paste)
+        self.style, self.count = style, int(count)
+
+    def __len__(self):
+        return self.count
+
+    def pair(self, index, seed=None):
+        rng = np.random.default_rng(sample_seed("drawing", index) if seed is None else sample_seed(seed, "drawing"))
+        image, mask = STYLES[self.style](rng)
+        return image, (mask > 0).astype(np.uint8)
 
 
 class Dataloader(keras.utils.PyDataset):

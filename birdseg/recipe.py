@@ -77,6 +77,7 @@ class Recipe:
     min_learning_rate: float = 1e-6  # ... down to this
     warmup_share: float = 0.03  # "cosine": the share of the run's steps that ramp the rate up, from LR_FLOOR times it
     lr_floor: float = 1e-3  # "cosine": where the warm-up starts and the decay ends, as a share of the rate
+    fresh_drawings: bool = False  # synthetic data only: each epoch's training images drawn anew by its generator
 
     def __post_init__(self):
         check_image_size(self.image_height, self.image_width)
@@ -98,6 +99,8 @@ class Recipe:
         for name in ("learning_rate", "min_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name.upper()}={getattr(self, name)!r}: expected a positive number")
+        if not isinstance(self.fresh_drawings, bool):
+            raise ValueError(f"FRESH_DRAWINGS={self.fresh_drawings!r}: expected True or False")
         for name in ("flip_probability", "warmup_share"):
             check_share(name, getattr(self, name), high=1)
         for name in ("plateau_factor", "lr_floor"):

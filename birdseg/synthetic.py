@@ -9,6 +9,7 @@ deterministic from the seed. The masks are exact: they come from the drawn shape
 It proves the pipeline; it is not a substitute for real photos (see `make-dataset` for those).
 """
 import io
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from birdseg.errors import DatasetError
 from birdseg.files import atomic_path
 
 # More training images win within the budget; 24 validation and test images keep the kept epoch and the test score
@@ -235,6 +237,17 @@ def drawing(seed, split_index, index, sample=None, resolution=None, notes=None):
     1 val, 2 test): each is drawn from its own seed, so any one can be drawn again alone. `notes` as in
     `synthetic_sample`."""
     return (sample or synthetic_sample)(np.random.default_rng([seed, split_index, index]), resolution, notes)
+
+
+def synthetic_style(data_dir):
+    """The style (`randomised.STYLES`) that drew the dataset in `data_dir`, from the SYNTHETIC.txt written with it;
+    DatasetError where there is none (photos, or data drawn before the note named its style)."""
+    note = Path(data_dir) / "SYNTHETIC.txt"
+    found = re.search(r"--style (\w+)", note.read_text(encoding="utf-8")) if note.is_file() else None
+    if found is None:
+        raise DatasetError(f"{data_dir}: not drawn by make-synthetic (no SYNTHETIC.txt naming its --style), so there "
+                           "is no generator to draw fresh training images with")
+    return found.group(1)
 
 
 def encode(array, image_format, **options):

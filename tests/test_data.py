@@ -7,7 +7,7 @@ import pytest
 from conftest import sky_with_bird, write_pair
 from PIL import Image
 
-from birdseg import archive, augment, images, loader, pairs
+from birdseg import archive, augment, images, loader, pairs, randomised, synthetic
 from birdseg.errors import DatasetError
 
 
@@ -306,6 +306,44 @@ def test_epoch_stream_is_a_function_of_the_batch_index(split):
     assert stream.num_batches is None
     np.testing.assert_array_equal(stream[0][1], batches.batch(2, 0)[1])
     np.testing.assert_array_equal(stream[3][1], batches.batch(3, 1)[1])  # 2 batches per epoch
+
+
+def test_drawn_dataset_draws_anew_per_seed_and_the_same_for_one(tmp_path):
+    """Fresh drawings: a sample seed (run seed, epoch, index) decides the drawing, so a resumed run draws the same
+    images as an uninterrupted one, and each epoch other images; masks exact (the generator's own)."""
+    drawn = loader.DrawnDataset("randomised", 4, augmentation=augment.get_validation_augmentation(32, 64))
+    assert len(drawn) == 4 and drawn.pairs == []
+    batches = loader.Dataloader(drawn, batch_size=2, shuffle=True, seed=5)
+    again = loader.Dataloader(loader.DrawnDataset("randomised", 4, drawn.augmentation), batch_size=2, shuffle=True,
+                              seed=5)
+    for epoch, batch in ((0, 0), (3, 1)):
+        for first, second in zip(batches.batch(epoch, batch), again.batch(epoch, batch)):
+            np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(batches.batch(0, 0)[0], batches.batch(1, 0)[0])  # another epoch, other drawings
+    image, mask = drawn.pair(1, seed=7)
+    generated = randomised.randomised_sample(np.random.default_rng(loader.sample_seed(7, "drawing")))
+    np.testing.assert_array_equal(image, generated[0])
+    np.testing.assert_array_equal(mask, generated[1] // 255)
+    np.testing.assert_array_equal(drawn.pair(2)[1], drawn.pair(2)[1])  # no seed: sample 2 is one drawing
+    assert not np.array_equal(drawn.pair(2)[0], drawn.pair(3)[0])
+    sky = loader.DrawnDataset("sky", 1).pair(0, seed=1)
+    np.testing.assert_array_equal(sky[0], synthetic.synthetic_sample(np.random.default_rng(
+        loader.sample_seed(1, "drawing")))[0])
+    with pytest.raises(ValueError, match="style='photos': expected 'sky' or 'randomised' or 'mixed'"):
+        loader.DrawnDataset("photos", 4)
+
+
+def test_the_style_that_drew_a_dataset_is_read_from_its_note(tmp_path):
+    synthetic.write_dataset(tmp_path / "drawn", counts={"train": 1}, sample=randomised.randomised_sample)
+    assert synthetic.synthetic_style(tmp_path / "drawn") == "randomised"
+    synthetic.write_dataset(tmp_path / "sky", counts={"train": 1})
+    assert synthetic.synthetic_style(tmp_path / "sky") == "sky"
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(DatasetError, match=r"photos: not drawn by make-synthetic .* no generator to draw fresh"):
+        synthetic.synthetic_style(tmp_path / "photos")
+    (tmp_path / "photos" / "SYNTHETIC.txt").write_text("drawn by hand\n")
+    with pytest.raises(DatasetError, match="no SYNTHETIC.txt naming its --style"):
+        synthetic.synthetic_style(tmp_path / "photos")
 
 
 # ---------------------------------------------------------------- embedded dataset

@@ -149,6 +149,23 @@ def test_zoom_augmentation_crops_the_models_size_at_up_to_twice_the_detail(augme
     assert min(shares) >= 0 and max(shares) <= 4 * whole * 1.2 and max(shares) > 2 * whole, "scales from 1x to 2x"
 
 
+def test_fresh_drawings_draw_the_datas_own_style_as_many_as_train_holds(tiny_dataset, tmp_path):
+    def run(data_dir):
+        return run_cell("A.Compose(", recipe=SCRATCH.override(image_height=64, image_width=96, fresh_drawings=True),
+                        data_dir=data_dir, MAX_IMAGES_PER_SPLIT=None, SEED=0, test_pairs=[],
+                        plt=__import__("matplotlib.pyplot").pyplot)
+
+    dataset = run(tiny_dataset)["train_dataset"]
+    assert isinstance(dataset, bu.DrawnDataset) and dataset.style == "sky"
+    assert len(dataset) == len(bu.find_pairs(tiny_dataset / "train"))
+    image, mask = dataset.get(0, seed=1)
+    assert image.shape == (64, 96, 3) and mask.shape == (64, 96, 1)
+    photos = tmp_path / "photos"
+    shutil.copytree(tiny_dataset, photos, ignore=shutil.ignore_patterns("SYNTHETIC.txt"))
+    with pytest.raises(bu.DatasetError, match="photos: not drawn by make-synthetic"):
+        run(photos)
+
+
 def layer_summary(model):
     return [(type(layer).__name__, [tuple(w.shape) for w in layer.weights], getattr(layer, "momentum", None),
              getattr(layer, "rate", None), getattr(layer.call, "__name__", None)) for layer in speedups.nested_layers(model)]

@@ -82,6 +82,8 @@ def test_saved_parameters_give_the_recipe_back_in_either_case():
     ("plateau_patience", True, "PLATEAU_PATIENCE=True: expected a whole number of epochs"),
     ("plateau_patience", 2.0, "PLATEAU_PATIENCE=2.0: expected a whole number of epochs"),
     ("min_learning_rate", 0, "MIN_LEARNING_RATE=0: expected a positive number"),
+    ("fresh_drawings", 1, "FRESH_DRAWINGS=1: expected True or False"),
+    ("fresh_drawings", "yes", "FRESH_DRAWINGS='yes': expected True or False"),
 ])
 def test_bad_values_stop_with_the_parameter_named(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -144,6 +144,24 @@ def test_interrupted_run_resumes_and_equals_uninterrupted(tmp_path, tiny_dataset
         assert rates == sorted(rates, reverse=True) and rates[-1] < 1e-4
 
 
+@CPU_DETERMINISTIC
+def test_a_run_on_fresh_drawings_resumes_to_the_uninterrupted_history(tmp_path, tiny_dataset):
+    """Training images drawn on the fly (FRESH_DRAWINGS) are a function of (seed, epoch, index): a run killed in its
+    third epoch and resumed draws and learns what an uninterrupted one does."""
+    def drawn_loader():
+        augmentation = A.Compose([A.Resize(SIZE, SIZE), A.HorizontalFlip(p=0.3)])
+        return loader.Dataloader(loader.DrawnDataset("mixed", 4, augmentation), 2, shuffle=True, seed=3)
+
+    settings = {"epochs": 3, "seed": 3}
+    _, full = fit(tmp_path / "full", tiny_dataset, train_loader=drawn_loader(), **settings)
+    with pytest.raises(Interrupted):
+        fit(tmp_path / "cut", tiny_dataset, train_loader=drawn_loader(), interrupt=(2, 0), **settings)
+    _, resumed = fit(tmp_path / "cut", tiny_dataset, train_loader=drawn_loader(), **settings)
+    assert_same_history(resumed, full)
+    _, files = fit(tmp_path / "files", tiny_dataset, **settings)
+    assert files["loss"] != full["loss"]  # the drawings, not the files, were learnt
+
+
 class PoisonedLoader(loader.Dataloader):
     """Feeds a batch with NaN targets in the second epoch (NaN images are not enough: oneDNN's ReLU on
     AVX-512 CPUs turns NaN into 0, and the loss stays finite)."""
