@@ -1,4 +1,5 @@
-"""Inference speed and memory of each runtime (Keras, ONNX Runtime, OpenVINO) against segmentation_models.pytorch,
+"""Inference speed and memory of each runtime (Keras, ONNX Runtime, OpenVINO in float32 and bfloat16) against
+segmentation_models.pytorch,
 end to end on a folder of photos and a video, and whether the runtimes' masks agree with Keras'.
 
     python -m venv .peer && .peer/bin/pip install -r requirements-bench.txt     # the peer, in its own venv
@@ -22,31 +23,34 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_NAMES = ("keras", "onnxruntime", "openvino")
+sys.path.insert(0, str(ROOT))
 
 from bench import peak_rss_mb, timed  # noqa: E402  (this folder: the script's own)
+
+from birdseg.defaults import RUNTIMES  # noqa: E402  (no TensorFlow: the peer's process imports this file too)
 
 
 def prepare(runtime, shape, folder):
     """A random-init U-Net at `shape` saved in `folder` and converted for `runtime` (in its own process: the
     conversion's memory is not the predicting process's); returns the conversion's seconds."""
-    sys.path.insert(0, str(ROOT))
     from birdseg.layout import MODEL_FILE
     from birdseg.model import build_model
     from birdseg.recipe import SCRATCH
-    from birdseg.runtimes import load_predictor
+    from birdseg.runtimes import RuntimeMismatch, cache_dir, convert, load_predictor
 
     height, width, _ = shape
     model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
     model.save(Path(folder) / MODEL_FILE)
     start = time.perf_counter()
-    load_predictor(folder, runtime)
+    try:
+        load_predictor(folder, runtime)
+    except RuntimeMismatch:  # bfloat16 flips the masks of a random-init model (probabilities near 0.5): time it anyway
+        convert(model, runtime, cache_dir(folder, runtime))
     return {"convert_s": time.perf_counter() - start}
 
 
 def worker_ours(runtime, shape, folder, warmup, repeats):
     """Per-image time of the model in `folder` run by `runtime` (its conversion cached there by `prepare`)."""
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from birdseg.runtimes import load_predictor
@@ -101,7 +105,6 @@ def measure(args, kind, shape):
 def make_inputs(folder, photos, frames):
     """`photos` drawn photos (the synthetic test drawings of another seed, at their own sizes) and one video of
     `frames` frames of 640x360."""
-    sys.path.insert(0, str(ROOT))
     import cv2
 
     from birdseg import synthetic
@@ -132,9 +135,8 @@ def end_to_end(model, inputs, runtime, cwd, out):
     return {"seconds": seconds, "peak_rss_mb": int(completed.stderr.strip().splitlines()[-1]) / 1024}
 
 
-def agreement(model_path, data):
+def agreement(model_path, data, runtimes):
     """Share of pixels whose mask each runtime gives as Keras does, and each runtime's IoU with Keras' masks."""
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from birdseg.metrics import confusion_counts, scores_from_counts
@@ -144,9 +146,9 @@ def agreement(model_path, data):
 
     pairs = find_pairs(Path(data) / "test")
     masks = {name: [probability > 0.5 for *_, probability in predict_pairs(load_predictor(model_path, name), pairs)]
-             for name in RUNTIME_NAMES}
+             for name in ("keras", *runtimes)}
     result = {}
-    for name in RUNTIME_NAMES[1:]:
+    for name in runtimes:
         equal = np.mean([np.mean(a == b) for a, b in zip(masks["keras"], masks[name])])
         counts = np.sum([confusion_counts(a, b)[:3] for a, b in zip(masks["keras"], masks[name])], axis=0)
         result[name] = {"pixels_equal": float(equal), "iou_with_keras": scores_from_counts(*counts)["iou"]}
@@ -158,6 +160,7 @@ def main():
     parser.add_argument("--model", help="a trained run folder, for the end-to-end and agreement parts")
     parser.add_argument("--peer-python", help="the peer's venv interpreter (requirements-bench.txt)")
     parser.add_argument("--shapes", nargs="+", default=["384x640x1", "128x192x1", "128x192x8"])
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
@@ -166,7 +169,7 @@ def main():
     parser.add_argument("--baseline-repo", help="another checkout whose `predict` is timed the same way")
     parser.add_argument("--data", default=str(ROOT / "birds_splitted"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "runtimes.json"))
-    parser.add_argument("--worker", choices=(*RUNTIME_NAMES, "peer"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*RUNTIMES, "peer"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -183,7 +186,7 @@ def main():
         return 0
 
     report = {"command": " ".join(sys.argv), "per_image": [], "end_to_end": [], "agreement": None}
-    kinds = [*RUNTIME_NAMES, *(["peer"] if args.peer_python else [])]
+    kinds = [*args.runtimes, *(["peer"] if args.peer_python else [])]
     for shape in args.shapes:
         row = {"shape": shape, **{kind: measure(args, kind, shape) for kind in kinds}}
         report["per_image"].append(row)
@@ -194,7 +197,7 @@ def main():
             tmp = Path(tmp)
             make_inputs(tmp / "inputs", args.photos, args.frames)
             for inputs in (tmp / "inputs" / "photos", tmp / "inputs" / "clip.mp4"):
-                for runtime in RUNTIME_NAMES:
+                for runtime in args.runtimes:
                     subprocess.run([sys.executable, "-c", "import sys; from birdseg.runtimes import load_predictor; "
                                     "load_predictor(sys.argv[1], sys.argv[2])", str(args.model), runtime],
                                    cwd=ROOT, check=True, capture_output=True)  # the conversion, made once, apart
@@ -207,7 +210,7 @@ def main():
                            **end_to_end(Path(args.model).resolve(), inputs, None, args.baseline_repo, tmp / "base")}
                     report["end_to_end"].append(row)
                     print(row, flush=True)
-        report["agreement"] = agreement(args.model, args.data)
+        report["agreement"] = agreement(args.model, args.data, [name for name in args.runtimes if name != "keras"])
         print(report["agreement"], flush=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

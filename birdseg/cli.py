@@ -184,8 +184,9 @@ def add_prediction_options(parser):
                              "model's input, at twice the detail of a whole-photo resize; on: every photo, at its own "
                              "scale (small birds in very large photos) (default: %(default)s)")
     parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default=RUNTIME,
-                        help="what runs the model: keras; onnxruntime or openvino (converted once, checked against "
-                             "Keras and cached in the run folder; pip install -r requirements-export.txt); auto: "
+                        help="what runs the model: keras; onnxruntime, openvino or openvino-bf16 (bfloat16 where the "
+                             "CPU has it) (converted once, checked against Keras and cached in the run folder; pip "
+                             "install -r requirements-export.txt); auto: "
                              "openvino where it is installed, else keras (default: %(default)s)")
     add_quiet(parser)
 

@@ -16,5 +16,5 @@ TILES = "auto"
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
 # Inference runtimes (birdseg.runtimes): "keras" needs nothing more; "auto" takes OpenVINO where it is installed
 # (the fastest on the CPUs measured, benchmarks/README.md), else Keras.
-RUNTIMES = ("keras", "onnxruntime", "openvino")
+RUNTIMES = ("keras", "onnxruntime", "openvino", "openvino-bf16")
 RUNTIME = "auto"

@@ -3,7 +3,8 @@
 A trained model is converted once per runtime and cached beside it (`runtimes/<runtime>-<model>-<hash>/`, keyed by
 the model file's SHA-256, so a new `model.keras` is converted again and the old conversion removed). Each
 conversion is checked against the Keras model on a few images before it is kept: a difference above
-CHECK_TOLERANCE is an error that says so, never a silent change of the masks. The converted model predicts through
+CHECK_TOLERANCE (bfloat16: masks equal on less than MASK_AGREEMENT of the pixels) is an error that says so, never a
+silent change of the masks. The converted model predicts through
 the same `predict_on_batch` and `input_shape` as a Keras model, so test-time flips, tiles, thresholds, folders,
 videos and resuming work as they do with Keras.
 """
@@ -15,17 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from birdseg.defaults import RUNTIME, RUNTIMES
+from birdseg.defaults import RUNTIME, RUNTIMES, THRESHOLD
 from birdseg.files import TMP_PREFIX, sha256
 from birdseg.layout import MODEL_FILE, RUNTIMES_DIR
 
 INSTALL = {  # what each runtime needs beyond the main install, and the command that installs it
     "onnxruntime": (("onnxruntime", "tf2onnx", "onnx"), "pip install -r requirements-export.txt"),
     "openvino": (("openvino",), "pip install -r requirements-export.txt"),
+    "openvino-bf16": (("openvino",), "pip install -r requirements-export.txt"),
 }
 CHECK_TOLERANCE = 2e-3  # largest difference in probability from the Keras model a conversion may have
 CHECK_SAMPLES = 3
-CONVERTED_FILE = {"onnxruntime": "model.onnx", "openvino": "model.xml"}
+# bfloat16 keeps 8 bits of mantissa: its probabilities differ from float32's by up to about 0.1 on a trained model, so
+# it is checked by what it is used for, its masks: equal to Keras' on this share of the pixels of drawn birds
+MASK_AGREEMENT = 0.999
+CONVERTED_FILE = {"onnxruntime": "model.onnx", "openvino": "model.xml", "openvino-bf16": "model.xml"}
+OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}  # on CPUs without bfloat16 arithmetic both are f32
 
 
 class RuntimeMissing(ImportError):
@@ -80,8 +86,9 @@ class ConvertedModel:
         else:
             import openvino
 
-            # f32: on CPUs with bfloat16 arithmetic OpenVINO would otherwise compute in bfloat16 and change masks
-            compiled = openvino.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            # f32 unless asked: on CPUs with bfloat16 arithmetic OpenVINO would otherwise compute in bfloat16
+            compiled = openvino.Core().compile_model(str(self.path), "CPU",
+                                                     {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[runtime]})
             shape = [dimension.get_length() if dimension.is_static else None
                      for dimension in compiled.input(0).get_partial_shape()]
             self._run = lambda batch: compiled(batch)[0]
@@ -117,12 +124,42 @@ def largest_difference(keras_model, converted, samples=CHECK_SAMPLES, seed=0):
     return float(np.max(np.abs(converted.predict_on_batch(batch) - np.asarray(keras_model.predict_on_batch(batch)))))
 
 
+def mask_agreement(keras_model, converted, samples=CHECK_SAMPLES, seed=0):
+    """The share of pixels whose mask (probability above THRESHOLD) the two models agree on, over drawn scenes with
+    birds (`randomised.mixed_sample`, at the model's input size) and their mirror images: inputs where a trained
+    model's masks have edges to move, unlike random noise."""
+    from birdseg.randomised import mixed_sample
+
+    height, width = keras_model.input_shape[1:3]
+    rng = np.random.default_rng(seed)
+    batch = np.stack([mixed_sample(rng, (width, height))[0] for _ in range(samples)]).astype(np.float32) / 255
+    batch = np.concatenate([batch, batch[:, :, ::-1]])
+    expected = np.asarray(keras_model.predict_on_batch(batch)) > THRESHOLD
+    return float(np.mean((converted.predict_on_batch(batch) > THRESHOLD) == expected))
+
+
+def check_conversion(keras_model, converted, runtime, path, tolerance):
+    """RuntimeMismatch where `converted` does not predict what `keras_model` does: its probabilities within
+    `tolerance`, or for bfloat16 its masks on MASK_AGREEMENT of the pixels."""
+    if OPENVINO_PRECISION.get(runtime) == "bf16":
+        agreement = mask_agreement(keras_model, converted)
+        if agreement < MASK_AGREEMENT:
+            raise RuntimeMismatch(f"{model_file(path)}: its {runtime} conversion agrees with the Keras model's masks "
+                                  f"on {agreement:.3%} of the pixels (at least {MASK_AGREEMENT:.1%} needed); use "
+                                  "--runtime openvino (float32)")
+        return
+    difference = largest_difference(keras_model, converted)
+    if difference > tolerance:
+        raise RuntimeMismatch(f"{model_file(path)}: its {runtime} conversion predicts up to {difference:.2g} away "
+                              f"from the Keras model (tolerance {tolerance:g}); use --runtime keras")
+
+
 def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
     """The model at `path` (a run folder or a .keras file), ready to predict with `runtime`.
 
     "keras": the Keras model itself; "auto": see `check_runtime`. Another runtime: its cached conversion when there
-    is one for this model file; else the model is converted, checked against Keras (RuntimeMismatch above
-    `tolerance`) and cached, written under a temporary name and renamed, replacing earlier model files' conversions.
+    is one for this model file; else the model is converted, checked against Keras (`check_conversion`:
+    RuntimeMismatch above `tolerance`) and cached, written under a temporary name and renamed, replacing earlier model files' conversions.
     """
     runtime = check_runtime(runtime)
     if runtime == "keras":
@@ -137,11 +174,8 @@ def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
         folder.parent.mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{TMP_PREFIX}{runtime}-"))
         try:
-            difference = largest_difference(keras_model, ConvertedModel(runtime, convert(keras_model, runtime,
-                                                                                         staging)))
-            if difference > tolerance:
-                raise RuntimeMismatch(f"{model_file(path)}: its {runtime} conversion predicts up to {difference:.2g} "
-                                      f"away from the Keras model (tolerance {tolerance:g}); use --runtime keras")
+            converted = ConvertedModel(runtime, convert(keras_model, runtime, staging))
+            check_conversion(keras_model, converted, runtime, path, tolerance)
             for earlier in folder.parent.glob(f"{runtime}-{model_file(path).stem}-*"):
                 shutil.rmtree(earlier)
             staging.rename(folder)

@@ -67,6 +67,62 @@ def test_each_runtime_predicts_what_keras_does(run_dir, runtime):
     assert converted.predict_on_batch(images(1)).shape == (1, 32, 48, 1), "any batch size"
 
 
+def decisive_model(seed=0):
+    """The small model with its logits scaled up: probabilities near 0 or 1 except at edges, as a trained model's."""
+    model = small_model(seed)
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel * 40, bias * 40])
+    return model
+
+
+def test_bfloat16_openvino_is_checked_by_its_masks_and_computes_in_bfloat16_where_the_cpu_can(tmp_path):
+    require("openvino-bf16")
+    import openvino
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    decisive_model().save(folder / "model.keras")
+    keras_model = runtimes.load_predictor(folder, "keras")
+    converted = runtimes.load_predictor(folder, "openvino-bf16")
+    assert converted.path.parent.name.startswith("openvino-bf16-model-")
+    assert runtimes.mask_agreement(keras_model, converted) >= runtimes.MASK_AGREEMENT
+    expected, got = np.asarray(keras_model.predict_on_batch(images())), converted.predict_on_batch(images())
+    assert np.mean((got > 0.5) == (expected > 0.5)) > 0.99
+    core = openvino.Core()
+    can = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    compiled = core.compile_model(str(converted.path), "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+    assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == ("<Type: 'bfloat16'>" if can else
+                                                                      "<Type: 'float32'>")
+    f32 = runtimes.load_predictor(folder, "openvino")  # a folder of its own: each runtime name is checked apart
+    assert f32.path.parent != converted.path.parent
+    assert np.max(np.abs(f32.predict_on_batch(images()) - expected)) < runtimes.CHECK_TOLERANCE
+
+
+def test_masks_that_disagree_refuse_a_bfloat16_conversion(run_dir, monkeypatch):
+    require("openvino-bf16")
+    real = runtimes.ConvertedModel.predict_on_batch
+    monkeypatch.setattr(runtimes.ConvertedModel, "predict_on_batch", lambda self, batch: 1 - real(self, batch))
+    with pytest.raises(runtimes.RuntimeMismatch, match=r"openvino-bf16 conversion agrees with the Keras model's "
+                                                       r"masks on \d+\.\d{3}% of the pixels \(at least 99\.9% "
+                                                       r"needed\); use --runtime openvino \(float32\)"):
+        runtimes.load_predictor(run_dir, "openvino-bf16")
+    assert list((run_dir / "runtimes").iterdir()) == [], "nothing refused is left"
+
+
+def test_mask_agreement_counts_the_pixels_on_drawn_birds_and_their_mirror_images():
+    model = decisive_model()
+    assert runtimes.mask_agreement(model, model) == 1.0
+
+    class Shifted:
+        """Predicts the model's mask moved one pixel down: disagrees only along the masks' edges."""
+
+        def predict_on_batch(self, batch):
+            return np.roll(np.asarray(model.predict_on_batch(batch)), 1, axis=1)
+
+    share = runtimes.mask_agreement(model, Shifted())
+    assert 0.5 < share < 1.0
+
+
 def test_the_conversion_is_cached_and_redone_for_a_new_model_file(run_dir, monkeypatch):
     require("openvino")
     first = runtimes.load_predictor(run_dir, "openvino")
@@ -110,7 +166,8 @@ def test_a_missing_runtime_is_one_line_with_the_install_command(run_dir, monkeyp
 
 def test_auto_is_openvino_where_installed_and_unknown_names_are_refused():
     assert runtimes.check_runtime("auto") == ("openvino" if INSTALLED["openvino"] else "keras")
-    with pytest.raises(ValueError, match="runtime='tensorrt': expected 'auto', 'keras', 'onnxruntime', 'openvino'"):
+    with pytest.raises(ValueError, match="runtime='tensorrt': expected 'auto', 'keras', 'onnxruntime', 'openvino', "
+                                         "'openvino-bf16'"):
         runtimes.check_runtime("tensorrt")
 
 
@@ -123,7 +180,7 @@ def write_clip(path, frames=6):
     writer.release()
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "openvino-bf16"])
 def test_a_folder_and_a_video_through_a_runtime_give_keras_masks(run_dir, tmp_path, runtime):
     require(runtime)
     inputs = tmp_path / "inputs"
