@@ -159,7 +159,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a trained run folder, for the end-to-end and agreement parts")
     parser.add_argument("--peer-python", help="the peer's venv interpreter (requirements-bench.txt)")
-    parser.add_argument("--shapes", nargs="+", default=["384x640x1", "128x192x1", "128x192x8"])
+    parser.add_argument("--shapes", nargs="*", default=["384x640x1", "128x192x1", "128x192x8"],
+                        help="HxWxBATCH of each per-image measurement (none: end to end only)")
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=3)
