@@ -125,7 +125,7 @@ def cmd_evaluate(args):
     rows = []
     names = evaluate.model_names(args.model)  # one folder per model: no result overwrites another
     for model_path, name in zip(args.model, names):
-        model = load_predictor(model_path, args.runtime)
+        model = load_predictor(model_path, args.runtime, exact=True)  # "auto": scores as Keras gives them
         pairs = find_pairs(Path(args.data) / args.split)[: args.max_images]
         worst = figures.FigureSamples(gallery_size=0, count=args.worst)
         metrics = evaluate.evaluate_pairs(model, pairs, args.threshold, args.batch_size, progress=not args.quiet,
@@ -186,8 +186,9 @@ def add_prediction_options(parser):
     parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default=RUNTIME,
                         help="what runs the model: keras; onnxruntime, openvino or openvino-bf16 (bfloat16 where the "
                              "CPU has it) (converted once, checked against Keras and cached in the run folder; pip "
-                             "install -r requirements-export.txt); auto: "
-                             "openvino where it is installed, else keras (default: %(default)s)")
+                             "install -r requirements-export.txt); auto: where OpenVINO is installed, openvino-bf16 "
+                             "to predict (float32 openvino where its masks are refused) and openvino to evaluate "
+                             "(Keras' scores), else keras (default: %(default)s)")
     add_quiet(parser)
 
 

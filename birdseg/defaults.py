@@ -15,6 +15,6 @@ TILE_CHOICES = ("auto", "on", "off")  # large photos in tiles: when a side is at
 TILES = "auto"
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
 # Inference runtimes (birdseg.runtimes): "keras" needs nothing more; "auto" takes OpenVINO where it is installed
-# (the fastest on the CPUs measured, benchmarks/README.md), else Keras.
+# (the fastest on the CPUs measured, benchmarks/README.md): in bfloat16 to predict, in float32 to evaluate; else Keras.
 RUNTIMES = ("keras", "onnxruntime", "openvino", "openvino-bf16")
 RUNTIME = "auto"

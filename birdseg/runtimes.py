@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from birdseg.defaults import RUNTIME, RUNTIMES, THRESHOLD
-from birdseg.files import TMP_PREFIX, sha256
+from birdseg.files import TMP_PREFIX, sha256, write_text
 from birdseg.layout import MODEL_FILE, RUNTIMES_DIR
 
 INSTALL = {  # what each runtime needs beyond the main install, and the command that installs it
@@ -32,6 +32,7 @@ CHECK_SAMPLES = 3
 MASK_AGREEMENT = 0.999
 CONVERTED_FILE = {"onnxruntime": "model.onnx", "openvino": "model.xml", "openvino-bf16": "model.xml"}
 OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}  # on CPUs without bfloat16 arithmetic both are f32
+REFUSED_SUFFIX = ".refused"
 
 
 class RuntimeMissing(ImportError):
@@ -42,11 +43,14 @@ class RuntimeMismatch(RuntimeError):
     """A converted model predicts differently from the Keras model it came from."""
 
 
-def check_runtime(runtime):
-    """The runtime `runtime` names: itself, or for "auto" OpenVINO where it is installed, else Keras. ValueError for
-    an unknown name, RuntimeMissing when what a named runtime needs is not installed."""
+def check_runtime(runtime, exact=False):
+    """The runtime `runtime` names: itself, or for "auto", where OpenVINO is installed, "openvino-bf16" (the fastest
+    whose masks agree with Keras') or with `exact` "openvino" (float32: Keras' masks and scores, for evaluation), else
+    "keras". ValueError for an unknown name, RuntimeMissing when what a named runtime needs is not installed."""
     if runtime == "auto":
-        return "openvino" if importlib.util.find_spec("openvino") is not None else "keras"
+        if importlib.util.find_spec("openvino") is None:
+            return "keras"
+        return "openvino" if exact else "openvino-bf16"
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r}: expected " + ", ".join(repr(name) for name in ("auto", *RUNTIMES)))
     packages, command = INSTALL.get(runtime, ((), ""))
@@ -154,19 +158,37 @@ def check_conversion(keras_model, converted, runtime, path, tolerance):
                               f"from the Keras model (tolerance {tolerance:g}); use --runtime keras")
 
 
-def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
+def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE, exact=False):
     """The model at `path` (a run folder or a .keras file), ready to predict with `runtime`.
 
-    "keras": the Keras model itself; "auto": see `check_runtime`. Another runtime: its cached conversion when there
-    is one for this model file; else the model is converted, checked against Keras (`check_conversion`:
-    RuntimeMismatch above `tolerance`) and cached, written under a temporary name and renamed, replacing earlier model files' conversions.
+    "keras": the Keras model itself; "auto": see `check_runtime` (`exact` as there). Another runtime: its conversion
+    (`converted_predictor`). Where "auto" took "openvino-bf16" and this model's bfloat16 masks were refused, it says so
+    in one line and predicts with "openvino" (float32) instead.
     """
-    runtime = check_runtime(runtime)
-    if runtime == "keras":
+    resolved = check_runtime(runtime, exact)
+    if resolved == "keras":
         from birdseg.model import load_model
 
         return load_model(path)
+    try:
+        return converted_predictor(path, resolved, tolerance)
+    except RuntimeMismatch as refusal:
+        if runtime != "auto" or resolved != "openvino-bf16":
+            raise
+        print(f"{refusal.args[0].partition('; use')[0]}: predicting with openvino (float32) instead")
+        return converted_predictor(path, "openvino", tolerance)
+
+
+def converted_predictor(path, runtime, tolerance=CHECK_TOLERANCE):
+    """`runtime`'s conversion of the model at `path`: the cached one when there is one for this model file; else the
+    model is converted, checked against Keras (`check_conversion`: RuntimeMismatch) and cached, written under a
+    temporary name and renamed, replacing earlier model files' conversions. A refused conversion is not kept; its
+    reason is (`<conversion folder>.refused`), so the same model file is refused again at once."""
     folder = cache_dir(path, runtime)
+    refused = folder.with_name(folder.name + REFUSED_SUFFIX)
+    if refused.is_file():
+        raise RuntimeMismatch(f"{refused.read_text(encoding='utf-8')} (refused earlier: remove {refused} to check "
+                              "again, e.g. after upgrading the runtime)")
     if not folder.is_dir():
         from birdseg.model import load_model  # TensorFlow: only to convert; a cached conversion runs without it
 
@@ -175,10 +197,23 @@ def load_predictor(path, runtime=RUNTIME, tolerance=CHECK_TOLERANCE):
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{TMP_PREFIX}{runtime}-"))
         try:
             converted = ConvertedModel(runtime, convert(keras_model, runtime, staging))
-            check_conversion(keras_model, converted, runtime, path, tolerance)
-            for earlier in folder.parent.glob(f"{runtime}-{model_file(path).stem}-*"):
-                shutil.rmtree(earlier)
+            try:
+                check_conversion(keras_model, converted, runtime, path, tolerance)
+            except RuntimeMismatch as mismatch:
+                remove_conversions(folder.parent, runtime, model_file(path).stem)
+                write_text(refused, mismatch.args[0])
+                raise
+            remove_conversions(folder.parent, runtime, model_file(path).stem)
             staging.rename(folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # what a failed conversion left (after the rename: nothing)
     return ConvertedModel(runtime, folder / CONVERTED_FILE[runtime])
+
+
+def remove_conversions(runtimes_dir, runtime, stem):
+    """Every conversion of `runtime`, and every refusal, kept for a model file named `stem` (earlier versions)."""
+    for earlier in runtimes_dir.glob(f"{runtime}-{stem}-*"):
+        if earlier.is_dir():
+            shutil.rmtree(earlier)
+        else:
+            earlier.unlink()

@@ -106,7 +106,7 @@ def test_masks_that_disagree_refuse_a_bfloat16_conversion(run_dir, monkeypatch):
                                                        r"masks on \d+\.\d{3}% of the pixels \(at least 99\.9% "
                                                        r"needed\); use --runtime openvino \(float32\)"):
         runtimes.load_predictor(run_dir, "openvino-bf16")
-    assert list((run_dir / "runtimes").iterdir()) == [], "nothing refused is left"
+    assert [path.suffix for path in (run_dir / "runtimes").iterdir()] == [".refused"], "no refused conversion is left"
 
 
 def test_mask_agreement_counts_the_pixels_on_drawn_birds_and_their_mirror_images():
@@ -123,20 +123,28 @@ def test_mask_agreement_counts_the_pixels_on_drawn_birds_and_their_mirror_images
     assert 0.5 < share < 1.0
 
 
-def test_the_conversion_is_cached_and_redone_for_a_new_model_file(run_dir, monkeypatch):
-    require("openvino")
-    first = runtimes.load_predictor(run_dir, "openvino")
+@pytest.mark.parametrize("runtime", ["openvino", "openvino-bf16"])
+def test_the_conversion_is_cached_and_redone_for_a_new_model_file(tmp_path, monkeypatch, runtime):
+    require(runtime)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    decisive_model().save(run_dir / "model.keras")
+    first = runtimes.load_predictor(run_dir, runtime)
     folders = sorted((run_dir / "runtimes").iterdir())
     assert [folder.name for folder in folders] == [first.path.parent.name]
+    assert first.path.parent.name.startswith(f"{runtime}-model-")
     with monkeypatch.context() as patch:
         patch.setattr(runtimes, "convert", lambda *args: pytest.fail("converted again: the cache was not used"))
-        assert runtimes.load_predictor(run_dir, "openvino").path == first.path
-    small_model(seed=1).save(run_dir / "model.keras")  # a new model: its own conversion, the old one removed
-    second = runtimes.load_predictor(run_dir, "openvino")
+        assert runtimes.load_predictor(run_dir, runtime).path == first.path
+    decisive_model(seed=1).save(run_dir / "model.keras")  # a new model: its own conversion, the old one removed
+    second = runtimes.load_predictor(run_dir, runtime)
     assert second.path != first.path and not first.path.exists()
     assert [folder.name for folder in (run_dir / "runtimes").iterdir()] == [second.path.parent.name]
     expected = np.asarray(keras.models.load_model(run_dir / "model.keras").predict_on_batch(images()))
-    assert np.max(np.abs(second.predict_on_batch(images()) - expected)) < runtimes.CHECK_TOLERANCE
+    got = second.predict_on_batch(images())
+    if runtime == "openvino":
+        assert np.max(np.abs(got - expected)) < runtimes.CHECK_TOLERANCE
+    assert np.mean((got > 0.5) == (expected > 0.5)) > 0.99
 
 
 def test_a_conversion_that_predicts_differently_is_refused_and_not_kept(run_dir, monkeypatch):
@@ -146,7 +154,10 @@ def test_a_conversion_that_predicts_differently_is_refused_and_not_kept(run_dir,
     with pytest.raises(runtimes.RuntimeMismatch, match=r"openvino conversion predicts up to 0\.01 away from the "
                                                        r"Keras model \(tolerance 0\.002\); use --runtime keras"):
         runtimes.load_predictor(run_dir, "openvino")
-    assert list((run_dir / "runtimes").iterdir()) == [], "nothing half-made or refused is left"
+    assert [path.suffix for path in (run_dir / "runtimes").iterdir()] == [".refused"], "nothing half-made is left"
+    with pytest.raises(runtimes.RuntimeMismatch, match=r"tolerance 0\.002\); use --runtime keras \(refused earlier: "
+                                                       r"remove .*openvino-model-\w+\.refused to check again"):
+        runtimes.load_predictor(run_dir, "openvino")
 
 
 def test_a_missing_runtime_is_one_line_with_the_install_command(run_dir, monkeypatch, capsys):
@@ -165,10 +176,34 @@ def test_a_missing_runtime_is_one_line_with_the_install_command(run_dir, monkeyp
 
 
 def test_auto_is_openvino_where_installed_and_unknown_names_are_refused():
-    assert runtimes.check_runtime("auto") == ("openvino" if INSTALLED["openvino"] else "keras")
+    assert runtimes.check_runtime("auto") == ("openvino-bf16" if INSTALLED["openvino"] else "keras")
+    assert runtimes.check_runtime("auto", exact=True) == ("openvino" if INSTALLED["openvino"] else "keras")
     with pytest.raises(ValueError, match="runtime='tensorrt': expected 'auto', 'keras', 'onnxruntime', 'openvino', "
                                          "'openvino-bf16'"):
         runtimes.check_runtime("tensorrt")
+
+
+def test_auto_falls_back_to_float32_where_bfloat16_masks_are_refused_and_remembers(run_dir, monkeypatch, capsys):
+    require("openvino")
+    monkeypatch.setattr(runtimes, "mask_agreement", lambda *args: 0.5)
+    with pytest.raises(runtimes.RuntimeMismatch, match=r"agrees with the Keras model's masks on 50\.000% of the pixels"):
+        runtimes.load_predictor(run_dir, "openvino-bf16")  # named: refused, as it says
+    refusal = runtimes.cache_dir(run_dir, "openvino-bf16").with_suffix(".refused")
+    assert refusal.is_file() and [path.name for path in (run_dir / "runtimes").iterdir()] == [refusal.name]
+    monkeypatch.setattr(runtimes, "mask_agreement", lambda *args: pytest.fail("checked again: the refusal is kept"))
+    predictor = runtimes.load_predictor(run_dir, "auto")
+    assert predictor.runtime == "openvino"
+    assert capsys.readouterr().out.strip().endswith("(at least 99.9% needed): predicting with openvino (float32) "
+                                                    "instead")
+    with pytest.raises(runtimes.RuntimeMismatch, match="at least 99.9% needed.*refused earlier"):
+        runtimes.load_predictor(run_dir, "openvino-bf16")
+    with pytest.raises(runtimes.RuntimeMismatch):  # evaluation ("exact") never takes bfloat16; named runtimes raise
+        monkeypatch.setattr(runtimes, "largest_difference", lambda *args: 1.0)
+        runtimes.load_predictor(run_dir, "onnxruntime" if INSTALLED["onnxruntime"] else "openvino-bf16")
+    small_model(seed=1).save(run_dir / "model.keras")  # a new model file: its refusal goes with the old model's
+    monkeypatch.setattr(runtimes, "mask_agreement", lambda *args: 1.0)
+    assert runtimes.load_predictor(run_dir, "auto").runtime == "openvino-bf16"
+    assert not refusal.exists()
 
 
 def write_clip(path, frames=6):
