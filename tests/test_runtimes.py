@@ -166,7 +166,11 @@ def test_a_missing_runtime_is_one_line_with_the_install_command(run_dir, monkeyp
     with pytest.raises(runtimes.RuntimeMissing, match=r"--runtime openvino needs openvino, which is not installed: "
                                                       r"pip install -r requirements-export\.txt"):
         runtimes.load_predictor(run_dir, "openvino")
+    with pytest.raises(runtimes.RuntimeMissing, match=r"--runtime openvino-bf16 needs openvino, which is not "
+                                                      r"installed: pip install -r requirements-export\.txt"):
+        runtimes.load_predictor(run_dir, "openvino-bf16")
     assert runtimes.check_runtime("auto") == "keras", "auto falls back to Keras, which needs nothing more"
+    assert runtimes.check_runtime("auto", exact=True) == "keras"
     photo = run_dir / "photo.png"
     Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(photo)
     code = main(["predict", "--model", str(run_dir), "--input", str(photo), "--out", str(run_dir / "out"),
