@@ -4,9 +4,9 @@ A trained model is converted once per runtime and cached beside it (`runtimes/<r
 the model file's SHA-256, so a new `model.keras` is converted again and the old conversion removed). Each
 conversion is checked against the Keras model on a few images before it is kept: a difference above
 CHECK_TOLERANCE (bfloat16: masks equal on less than MASK_AGREEMENT of the pixels) is an error that says so, never a
-silent change of the masks. The converted model predicts through
-the same `predict_on_batch` and `input_shape` as a Keras model, so test-time flips, tiles, thresholds, folders,
-videos and resuming work as they do with Keras.
+silent change of the masks, and is remembered beside the conversions. The converted model predicts through the same
+`predict_on_batch` and `input_shape` as a Keras model, so test-time flips, tiles, thresholds, folders, videos and
+resuming work as they do with Keras.
 """
 import importlib.util
 import shutil
