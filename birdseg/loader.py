@@ -57,6 +57,10 @@ class Dataset:
         """Sample `index` before augmentation: (image uint8 HxWx3, mask uint8 HxW {0, 1})."""
         return read_pair(*self.pairs[index])
 
+    def mask(self, index):
+        """Sample `index`'s mask before augmentation, without its image."""
+        return read_mask(self.pairs[index][1])
+
     def _augmented(self, index, seed):
         image, mask = self.pair(index, seed)
         if self.augmentation is not None:
@@ -76,7 +80,7 @@ class Dataset:
         parts = np.array_split(np.arange(len(self)), min(count, len(self)))
         chosen = []
         for part in parts:
-            with_bird = (int(index) for index in part if read_mask(self.pairs[index][1]).any())
+            with_bird = (int(index) for index in part if self.mask(index).any())
             chosen.append(next(with_bird, int(part[0])))
         return chosen
 
@@ -98,6 +102,9 @@ class DrawnDataset(Dataset):
         rng = np.random.default_rng(sample_seed("drawing", index) if seed is None else sample_seed(seed, "drawing"))
         image, mask = STYLES[self.style](rng)
         return image, (mask > 0).astype(np.uint8)
+
+    def mask(self, index):
+        return self.pair(index)[1]
 
 
 class Dataloader(keras.utils.PyDataset):

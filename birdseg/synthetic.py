@@ -42,6 +42,7 @@ BIRD_COLOURS = {  # (body, wing, wing tip)
     "grey": ((110, 110, 115), (85, 88, 95), (50, 50, 55)),
 }
 SUPERSAMPLE = 4
+NOTE_FILE = "SYNTHETIC.txt"  # in the dataset's top folder: which generator, seed and style drew it
 SYNTHETIC_NOTE = (
     "SYNTHETIC DATA. Every image here was drawn by {generator} (seed {seed}); none is a photo.\n"
     "Regenerate: python -m birdseg_utils make-synthetic --out birds_splitted --zip --style {style}\n"
@@ -222,7 +223,7 @@ def dataset_members(counts=None, seed=DEFAULT_SEED, resolutions=None, top="birds
     sample = sample or synthetic_sample
     generator = sample.__module__.replace(".", "/") + ".py"
     style = "sky" if sample is synthetic_sample else sample.__name__.removesuffix("_sample")  # randomised.STYLES
-    yield f"{top}/SYNTHETIC.txt", SYNTHETIC_NOTE.format(generator=generator, seed=seed, style=style).encode()
+    yield f"{top}/{NOTE_FILE}", SYNTHETIC_NOTE.format(generator=generator, seed=seed, style=style).encode()
     for split_index, (split, count) in enumerate(counts.items()):
         for index in range(count):
             resolution = resolutions[index % len(resolutions)] if resolutions else None
@@ -242,7 +243,7 @@ def drawing(seed, split_index, index, sample=None, resolution=None, notes=None):
 def synthetic_style(data_dir):
     """The style (`randomised.STYLES`) that drew the dataset in `data_dir`, from the SYNTHETIC.txt written with it;
     DatasetError where there is none (photos, or data drawn before the note named its style)."""
-    note = Path(data_dir) / "SYNTHETIC.txt"
+    note = Path(data_dir) / NOTE_FILE
     found = re.search(r"--style (\w+)", note.read_text(encoding="utf-8")) if note.is_file() else None
     if found is None:
         raise DatasetError(f"{data_dir}: not drawn by make-synthetic (no SYNTHETIC.txt naming its --style), so there "

@@ -326,6 +326,8 @@ def test_drawn_dataset_draws_anew_per_seed_and_the_same_for_one(tmp_path):
     np.testing.assert_array_equal(mask, generated[1] // 255)
     np.testing.assert_array_equal(drawn.pair(2)[1], drawn.pair(2)[1])  # no seed: sample 2 is one drawing
     assert not np.array_equal(drawn.pair(2)[0], drawn.pair(3)[0])
+    with_birds = drawn.preview_indices(2)  # from its drawings, as a folder's from its masks
+    assert len(with_birds) == 2 and all(drawn.pair(index)[1].any() for index in with_birds)
     sky = loader.DrawnDataset("sky", 1).pair(0, seed=1)
     np.testing.assert_array_equal(sky[0], synthetic.synthetic_sample(np.random.default_rng(
         loader.sample_seed(1, "drawing")))[0])
