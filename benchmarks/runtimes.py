@@ -36,7 +36,7 @@ def prepare(runtime, shape, folder):
     from birdseg.layout import MODEL_FILE
     from birdseg.model import build_model
     from birdseg.recipe import SCRATCH
-    from birdseg.runtimes import REFUSED_SUFFIX, RuntimeMismatch, cache_dir, convert, load_predictor
+    from birdseg.runtimes import RuntimeMismatch, cache_dir, convert, load_predictor, refusal_file
 
     height, width, _ = shape
     model, _ = build_model(SCRATCH.override(image_height=height, image_width=width), None)
@@ -45,9 +45,8 @@ def prepare(runtime, shape, folder):
     try:
         load_predictor(folder, runtime)
     except RuntimeMismatch:  # bfloat16 flips the masks of a random-init model (probabilities near 0.5): time it anyway
-        target = cache_dir(folder, runtime)
-        target.with_name(target.name + REFUSED_SUFFIX).unlink()
-        convert(model, runtime, target)
+        refusal_file(folder, runtime).unlink()
+        convert(model, runtime, cache_dir(folder, runtime))
     return {"convert_s": time.perf_counter() - start}
 
 

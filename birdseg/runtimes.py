@@ -75,6 +75,12 @@ def cache_dir(path, runtime):
     return source.parent / RUNTIMES_DIR / f"{runtime}-{source.stem}-{sha256(source)[:16]}"
 
 
+def refusal_file(path, runtime):
+    """Where a refused conversion of the model at `path` for `runtime` keeps its reason: beside the conversion."""
+    folder = cache_dir(path, runtime)
+    return folder.with_name(folder.name + REFUSED_SUFFIX)
+
+
 class ConvertedModel:
     """A model converted for an inference runtime, used like a Keras model by prediction: `predict_on_batch(batch)`
     of float32 (batch, height, width, 3) images in [0, 1] gives (batch, height, width, 1) probabilities."""
@@ -184,8 +190,7 @@ def converted_predictor(path, runtime, tolerance=CHECK_TOLERANCE):
     model is converted, checked against Keras (`check_conversion`: RuntimeMismatch) and cached, written under a
     temporary name and renamed, replacing earlier model files' conversions. A refused conversion is not kept; its
     reason is (`<conversion folder>.refused`), so the same model file is refused again at once."""
-    folder = cache_dir(path, runtime)
-    refused = folder.with_name(folder.name + REFUSED_SUFFIX)
+    folder, refused = cache_dir(path, runtime), refusal_file(path, runtime)
     if refused.is_file():
         raise RuntimeMismatch(f"{refused.read_text(encoding='utf-8')} (refused earlier: remove {refused} to check "
                               "again, e.g. after upgrading the runtime)")

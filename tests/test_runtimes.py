@@ -190,9 +190,11 @@ def test_auto_is_openvino_where_installed_and_unknown_names_are_refused():
 def test_auto_falls_back_to_float32_where_bfloat16_masks_are_refused_and_remembers(run_dir, monkeypatch, capsys):
     require("openvino")
     monkeypatch.setattr(runtimes, "mask_agreement", lambda *args: 0.5)
-    with pytest.raises(runtimes.RuntimeMismatch, match=r"agrees with the Keras model's masks on 50\.000% of the pixels"):
+    with pytest.raises(runtimes.RuntimeMismatch,
+                       match=r"agrees with the Keras model's masks on 50\.000% of the pixels"):
         runtimes.load_predictor(run_dir, "openvino-bf16")  # named: refused, as it says
-    refusal = runtimes.cache_dir(run_dir, "openvino-bf16").with_suffix(".refused")
+    refusal = runtimes.refusal_file(run_dir, "openvino-bf16")
+    assert refusal.name == runtimes.cache_dir(run_dir, "openvino-bf16").name + ".refused"
     assert refusal.is_file() and [path.name for path in (run_dir / "runtimes").iterdir()] == [refusal.name]
     monkeypatch.setattr(runtimes, "mask_agreement", lambda *args: pytest.fail("checked again: the refusal is kept"))
     predictor = runtimes.load_predictor(run_dir, "auto")
