@@ -103,10 +103,11 @@ def run_cell(text, **namespace):
 
 @pytest.fixture(scope="module")
 def augmentation_cell(tiny_dataset):
-    def run(augmentation):
-        return run_cell("A.Compose(", recipe=SCRATCH.override(image_height=64, image_width=96, augmentation=augmentation),
-                        data_dir=tiny_dataset, MAX_IMAGES_PER_SPLIT=None, SEED=0, test_pairs=[],
-                        plt=__import__("matplotlib.pyplot").pyplot)
+    """Runs the data cell on `data_dir` (the tiny dataset) with the recipe's `values` (None: the recipe's)."""
+    def run(augmentation=None, data_dir=tiny_dataset, **values):
+        recipe = SCRATCH.override(image_height=64, image_width=96, augmentation=augmentation, **values)
+        return run_cell("A.Compose(", recipe=recipe, data_dir=data_dir, MAX_IMAGES_PER_SPLIT=None, SEED=0,
+                        test_pairs=[], plt=__import__("matplotlib.pyplot").pyplot)
     return run
 
 
@@ -149,13 +150,8 @@ def test_zoom_augmentation_crops_the_models_size_at_up_to_twice_the_detail(augme
     assert min(shares) >= 0 and max(shares) <= 4 * whole * 1.2 and max(shares) > 2 * whole, "scales from 1x to 2x"
 
 
-def test_fresh_drawings_draw_the_datas_own_style_as_many_as_train_holds(tiny_dataset, tmp_path):
-    def run(data_dir):
-        return run_cell("A.Compose(", recipe=SCRATCH.override(image_height=64, image_width=96, fresh_drawings=True),
-                        data_dir=data_dir, MAX_IMAGES_PER_SPLIT=None, SEED=0, test_pairs=[],
-                        plt=__import__("matplotlib.pyplot").pyplot)
-
-    dataset = run(tiny_dataset)["train_dataset"]
+def test_fresh_drawings_draw_the_datas_own_style_as_many_as_train_holds(augmentation_cell, tiny_dataset, tmp_path):
+    dataset = augmentation_cell(fresh_drawings=True)["train_dataset"]
     assert isinstance(dataset, bu.DrawnDataset) and dataset.style == "sky"
     assert len(dataset) == len(bu.find_pairs(tiny_dataset / "train"))
     image, mask = dataset.get(0, seed=1)
@@ -163,7 +159,7 @@ def test_fresh_drawings_draw_the_datas_own_style_as_many_as_train_holds(tiny_dat
     photos = tmp_path / "photos"
     shutil.copytree(tiny_dataset, photos, ignore=shutil.ignore_patterns("SYNTHETIC.txt"))
     with pytest.raises(bu.DatasetError, match="photos: not drawn by make-synthetic"):
-        run(photos)
+        augmentation_cell(data_dir=photos, fresh_drawings=True)
 
 
 def layer_summary(model):
